@@ -1,0 +1,1 @@
+//! Quietline client SDK.
