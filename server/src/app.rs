@@ -1,0 +1,89 @@
+//! Application state and the router: `app(state) -> Router` so tests can drive the whole
+//! HTTP stack with or without a socket.
+
+use crate::auth::jwt::Keys;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::store::{Backend, Store};
+use std::ops::Deref;
+use std::sync::Arc;
+
+/// Everything a request needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub keys: Keys,
+    pub hub: Arc<Hub>,
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// Open the configured database (applying migrations) and load the signing keys.
+    pub async fn new(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+        let store = if config.uses_postgres() {
+            Store::open_postgres(
+                config.database_url.expose(),
+                config.database_max_connections,
+            )
+            .await?
+        } else {
+            Store::open_sqlite(&config.data_dir, config.database_max_connections).await?
+        };
+        Self::with_store(config, clock, store).await
+    }
+
+    pub async fn with_store(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        store: Store,
+    ) -> anyhow::Result<AppState> {
+        let secret = if config.jwt_secret.expose().is_empty() {
+            store
+                .server_secret("jwt_hs256", || crate::random::bytes::<32>().to_vec())
+                .await?
+        } else {
+            config.jwt_secret.expose().as_bytes().to_vec()
+        };
+        let previous: Vec<&[u8]> = config
+            .jwt_previous_secrets
+            .iter()
+            .map(|s| s.expose().as_bytes())
+            .collect();
+        let keys = Keys::new(&secret, &previous, config.access_token_ttl_secs)?;
+        let hub = Arc::new(Hub::default());
+        if let Some(pool) = store.postgres_pool() {
+            tokio::spawn(crate::hub::listen_postgres(pool.clone(), hub.clone()));
+        }
+        Ok(AppState(Arc::new(Inner {
+            config,
+            store,
+            clock,
+            keys,
+            hub,
+        })))
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.store.backend()
+    }
+}
+
+/// The whole API router, under the configured route prefix.
+pub fn app(state: AppState) -> axum::Router {
+    crate::http::router(state)
+}

@@ -1,0 +1,88 @@
+//! Cross-cutting HTTP behaviour: the uniform error body for every 4xx/5xx, security and
+//! cache headers, timeouts, and the access log.
+//!
+//! The access log records the method, the route *template* (never the raw path, which holds
+//! ids), the status and the latency. It never records an IP address, a user agent, a query
+//! string or a header (DESIGN.md §3, invariant 2).
+
+use super::error::{InternalCause, code_for_status};
+use crate::app::AppState;
+use crate::error::Error;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::time::{Duration, Instant};
+
+const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("cache-control", "no-store"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+    ("cross-origin-resource-policy", "same-origin"),
+    ("permissions-policy", "interest-cohort=()"),
+];
+
+/// Outermost layer: log, then make every error response ours and add the headers.
+pub async fn finish(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let mut response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let cause = response.extensions().get::<InternalCause>().cloned();
+        response = Error::new(code_for_status(status)).into_response();
+        *response.status_mut() = status;
+        if let Some(c) = cause {
+            response.extensions_mut().insert(c);
+        }
+    }
+    let headers = response.headers_mut();
+    headers.remove(header::SERVER);
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {
+        tracing::error!(%method, route, status = status.as_u16(), latency_ms, cause, "request failed");
+    } else {
+        tracing::info!(%method, route, status = status.as_u16(), latency_ms, "request");
+    }
+    metrics::counter!("quietline_http_responses_total", "status" => status.as_u16().to_string())
+        .increment(1);
+    response
+}
+
+/// Requests that take longer than `request_timeout_secs` get `timeout`.
+pub async fn timeout(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let limit = Duration::from_secs(state.config.request_timeout_secs);
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => Error::new(quietline_proto::ErrorCode::Timeout).into_response(),
+    }
+}
+
+/// The body of a caught panic: our 500, nothing of the panic message.
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
+    let mut r = Error::new(quietline_proto::ErrorCode::Internal).into_response();
+    r.extensions_mut()
+        .insert(InternalCause("handler panicked".into()));
+    r
+}

@@ -1,0 +1,9 @@
+//! Route modules; each exports `router() -> Router<AppState>`.
+
+pub mod auth;
+pub mod conversations;
+pub mod devices;
+pub mod health;
+pub mod members;
+pub mod messages;
+pub mod stream;

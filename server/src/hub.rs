@@ -1,0 +1,154 @@
+//! Live delivery: wakes the streams of devices that have something new.
+//!
+//! The hub carries no data, only "look again" signals keyed by device id; the stream then
+//! reads the database, so a wake-up that is lost or doubled cannot lose or duplicate an
+//! envelope (DESIGN.md §3, invariant 5). With PostgreSQL, wake-ups also travel to the other
+//! replicas through LISTEN/NOTIFY ([`listen_postgres`]). A device's streams can also be told
+//! to close (quick exit, revocation).
+
+use quietline_proto::Id;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use tokio::sync::Notify;
+
+/// One live stream's mailbox.
+#[derive(Debug, Default)]
+pub struct Listener {
+    notify: Notify,
+    closed: AtomicBool,
+}
+
+impl Listener {
+    /// Wait for the next wake-up (returns at once if one came since the last wait).
+    pub async fn woken(&self) {
+        self.notify.notified().await
+    }
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Hub {
+    listeners: Mutex<HashMap<Id, Vec<Weak<Listener>>>>,
+}
+
+pub const PG_CHANNEL: &str = "quietline_wake";
+
+impl Hub {
+    /// Register a stream for `device`; dropping the returned `Arc` unregisters it.
+    pub fn subscribe(&self, device: Id) -> Arc<Listener> {
+        let listener = Arc::new(Listener::default());
+        if let Ok(mut map) = self.listeners.lock() {
+            let list = map.entry(device).or_default();
+            list.retain(|w| w.strong_count() > 0);
+            list.push(Arc::downgrade(&listener));
+        }
+        listener
+    }
+
+    fn each(&self, device: &Id, f: impl Fn(&Listener)) {
+        if let Ok(mut map) = self.listeners.lock() {
+            if let Some(list) = map.get_mut(device) {
+                list.retain(|w| w.strong_count() > 0);
+                for l in list.iter().filter_map(Weak::upgrade) {
+                    f(&l);
+                }
+                if list.is_empty() {
+                    map.remove(device);
+                }
+            }
+        }
+    }
+
+    /// Wake every local stream of `device`.
+    pub fn wake(&self, device: &Id) {
+        self.each(device, |l| l.notify.notify_one());
+    }
+
+    /// Tell every local stream of `device` to close.
+    pub fn close(&self, device: &Id) {
+        self.each(device, |l| {
+            l.closed.store(true, Ordering::SeqCst);
+            l.notify.notify_one();
+        });
+    }
+
+    /// Number of live streams (for metrics).
+    pub fn live(&self) -> usize {
+        self.listeners
+            .lock()
+            .map(|m| {
+                m.values()
+                    .map(|v| v.iter().filter(|w| w.strong_count() > 0).count())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// Forward PostgreSQL notifications on [`PG_CHANNEL`] to the local hub. The payload is
+/// `w:<id>` (wake) or `c:<id>` (close). Reconnects on error.
+pub async fn listen_postgres(pool: sqlx::PgPool, hub: Arc<Hub>) {
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for cross-replica wake-ups; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(PG_CHANNEL).await {
+            tracing::warn!(error = %e, "LISTEN failed; retrying");
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            continue;
+        }
+        loop {
+            match listener.recv().await {
+                Ok(n) => {
+                    let payload = n.payload();
+                    let (kind, id) = payload.split_at(payload.len().min(2));
+                    if let Ok(id) = id.parse::<Id>() {
+                        match kind {
+                            "w:" => hub.wake(&id),
+                            "c:" => hub.close(&id),
+                            _ => {}
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "lost the notification connection; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn wake_reaches_only_that_devices_streams() {
+        let hub = Hub::default();
+        let a = hub.subscribe(Id([1; 16]));
+        let b = hub.subscribe(Id([2; 16]));
+        hub.wake(&Id([1; 16]));
+        tokio::time::timeout(std::time::Duration::from_secs(1), a.woken())
+            .await
+            .unwrap();
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), b.woken())
+                .await
+                .is_err()
+        );
+        hub.close(&Id([2; 16]));
+        assert!(b.is_closed());
+        drop(a);
+        drop(b);
+        assert_eq!(hub.live(), 0);
+    }
+}

@@ -1,0 +1,99 @@
+//! Events to devices (workflow and safety notices), stored like envelopes and pushed live.
+
+use crate::app::AppState;
+use crate::error::Result;
+use crate::store::NewEvent;
+use quietline_proto::Id;
+use quietline_proto::wire::EventKind;
+
+pub fn kind_name(kind: EventKind) -> &'static str {
+    match kind {
+        EventKind::AdvocateAvailable => "advocate_available",
+        EventKind::QueueChanged => "queue_changed",
+        EventKind::RecipientsChanged => "recipients_changed",
+        EventKind::TransferredToYou => "transferred_to_you",
+        EventKind::ConversationClosed => "conversation_closed",
+        EventKind::SurvivorLeft => "survivor_left",
+        EventKind::SurvivorReturned => "survivor_returned",
+        EventKind::EndedBySurvivor => "ended_by_survivor",
+        EventKind::PossibleDuress => "possible_duress",
+    }
+}
+
+pub fn parse_kind(name: &str) -> Option<EventKind> {
+    use EventKind::*;
+    [
+        AdvocateAvailable,
+        QueueChanged,
+        RecipientsChanged,
+        TransferredToYou,
+        ConversationClosed,
+        SurvivorLeft,
+        SurvivorReturned,
+        EndedBySurvivor,
+        PossibleDuress,
+    ]
+    .into_iter()
+    .find(|k| kind_name(*k) == name)
+}
+
+/// Store `kind` for every device in `to` and wake their streams.
+pub async fn emit(
+    state: &AppState,
+    to: &[Id],
+    kind: EventKind,
+    conversation: Option<Id>,
+) -> Result<()> {
+    let events: Vec<NewEvent> = to
+        .iter()
+        .map(|d| NewEvent {
+            recipient: d.0.to_vec(),
+            id: crate::random::id().0.to_vec(),
+            kind: kind_name(kind),
+            conversation_id: conversation.map(|c| c.0.to_vec()),
+        })
+        .collect();
+    let expires = state.now() + state.config.envelope_ttl_secs as i64;
+    state.store.insert_events(&events, expires).await?;
+    wake(state, to).await;
+    Ok(())
+}
+
+/// Wake the live streams of `devices`, on this replica and (PostgreSQL) on the others.
+pub async fn wake(state: &AppState, devices: &[Id]) {
+    for d in devices {
+        state.hub.wake(d);
+    }
+    let payloads: Vec<String> = devices.iter().map(|d| format!("w:{d}")).collect();
+    if let Err(e) = state.store.notify_replicas(&payloads).await {
+        tracing::warn!(error = %e, "cannot notify other replicas");
+    }
+}
+
+/// Close the live streams of `devices` everywhere.
+pub async fn close_streams(state: &AppState, devices: &[Id]) {
+    for d in devices {
+        state.hub.close(d);
+    }
+    let payloads: Vec<String> = devices.iter().map(|d| format!("c:{d}")).collect();
+    if let Err(e) = state.store.notify_replicas(&payloads).await {
+        tracing::warn!(error = %e, "cannot notify other replicas");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names_round_trip() {
+        for k in [
+            EventKind::AdvocateAvailable,
+            EventKind::PossibleDuress,
+            EventKind::TransferredToYou,
+        ] {
+            assert_eq!(parse_kind(kind_name(k)), Some(k));
+        }
+        assert_eq!(parse_kind("nope"), None);
+    }
+}

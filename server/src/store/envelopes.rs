@@ -1,0 +1,234 @@
+//! Envelopes and events: stored until acknowledged or expired, then deleted.
+
+use super::{Result, Store, StoreError, with_db};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EnvelopeRow {
+    pub seq: i64,
+    pub id: Vec<u8>,
+    pub conversation_id: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EventRow {
+    pub seq: i64,
+    pub id: Vec<u8>,
+    pub kind: String,
+    pub conversation_id: Option<Vec<u8>>,
+}
+
+/// One event to store for one device.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub recipient: Vec<u8>,
+    pub id: Vec<u8>,
+    pub kind: &'static str,
+    pub conversation_id: Option<Vec<u8>>,
+}
+
+/// What a sweep deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub envelopes: u64,
+    pub events: u64,
+    pub challenges: u64,
+    pub refresh_tokens: u64,
+    pub invitations: u64,
+}
+
+impl Store {
+    /// Store one message's envelopes (one per recipient device) in one transaction; returns
+    /// once it is committed, i.e. durable. A resend with the same message id stores nothing
+    /// new. `Quota` if any recipient already holds `quota` envelopes; then nothing is stored.
+    pub async fn insert_message(
+        &self,
+        conversation: &[u8],
+        message_id: &[u8],
+        envelopes: &[(Vec<u8>, Vec<u8>)],
+        expires_at: i64,
+        quota: i64,
+    ) -> Result<()> {
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            for (recipient, ciphertext) in envelopes {
+                let held: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM envelopes WHERE recipient = $1")
+                        .bind(recipient)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if held >= quota {
+                    let duplicate: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM envelopes WHERE recipient = $1 AND id = $2",
+                    )
+                    .bind(recipient)
+                    .bind(message_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if duplicate == 0 {
+                        return Err(StoreError::Quota);
+                    }
+                }
+                sqlx::query(
+                    "INSERT INTO envelopes (recipient, id, conversation_id, ciphertext, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (recipient, id) DO NOTHING",
+                )
+                .bind(recipient)
+                .bind(message_id)
+                .bind(conversation)
+                .bind(ciphertext)
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Undelivered, unexpired envelopes for `device` after `after_seq`, oldest first.
+    pub async fn pending_envelopes(
+        &self,
+        device: &[u8],
+        after_seq: i64,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<EnvelopeRow>> {
+        Ok(with_db!(self, read, |pool| {
+            sqlx::query_as(
+                "SELECT seq, id, conversation_id, ciphertext, expires_at FROM envelopes \
+                 WHERE recipient = $1 AND seq > $2 AND expires_at > $3 ORDER BY seq LIMIT $4",
+            )
+            .bind(device)
+            .bind(after_seq)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    pub async fn pending_events(
+        &self,
+        device: &[u8],
+        after_seq: i64,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>> {
+        Ok(with_db!(self, read, |pool| {
+            sqlx::query_as(
+                "SELECT seq, id, kind, conversation_id FROM events \
+                 WHERE recipient = $1 AND seq > $2 AND expires_at > $3 ORDER BY seq LIMIT $4",
+            )
+            .bind(device)
+            .bind(after_seq)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Delete acknowledged envelopes and events of `device`; ids of other devices' rows
+    /// match nothing. Returns how many rows were deleted.
+    pub async fn ack(&self, device: &[u8], ids: &[Vec<u8>]) -> Result<u64> {
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut deleted = 0;
+            for id in ids {
+                deleted += sqlx::query("DELETE FROM envelopes WHERE recipient = $1 AND id = $2")
+                    .bind(device)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                deleted += sqlx::query("DELETE FROM events WHERE recipient = $1 AND id = $2")
+                    .bind(device)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            }
+            tx.commit().await?;
+            Ok(deleted)
+        })
+    }
+
+    pub async fn insert_events(&self, events: &[NewEvent], expires_at: i64) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            for e in events {
+                sqlx::query(
+                    "INSERT INTO events (recipient, id, kind, conversation_id, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&e.recipient)
+                .bind(&e.id)
+                .bind(e.kind)
+                .bind(&e.conversation_id)
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Pending envelopes for a device (for quotas and tests).
+    pub async fn count_envelopes(&self, device: &[u8]) -> Result<i64> {
+        Ok(with_db!(self, read, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM envelopes WHERE recipient = $1")
+                .bind(device)
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
+    /// Delete everything past its expiry.
+    pub async fn sweep(&self, now: i64) -> Result<Swept> {
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let envelopes = sqlx::query("DELETE FROM envelopes WHERE expires_at <= $1")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let events = sqlx::query("DELETE FROM events WHERE expires_at <= $1")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let challenges = sqlx::query("DELETE FROM challenges WHERE expires_at <= $1")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let refresh_tokens = sqlx::query("DELETE FROM refresh_tokens WHERE expires_at <= $1")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let invitations = sqlx::query(
+                "UPDATE members SET enroll_token_hash = NULL, enroll_expires_at = NULL \
+                 WHERE enroll_expires_at <= $1",
+            )
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            Ok(Swept {
+                envelopes,
+                events,
+                challenges,
+                refresh_tokens,
+                invitations,
+            })
+        })
+    }
+}

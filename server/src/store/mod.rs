@@ -1,0 +1,283 @@
+//! Storage: the only module that speaks SQL (architecture invariant).
+//!
+//! One [`Store`] over either the embedded SQLite database (WAL, `synchronous=FULL`) or
+//! PostgreSQL. Queries are written once, in the SQL both accept (`$n` parameters, integer
+//! flags, `ON CONFLICT`, `RETURNING`), and [`with_db!`] runs the same text on whichever pool
+//! is configured. SQLite writes go through a single writer connection, so they never fail
+//! with `SQLITE_BUSY`; reads use a separate pool. Nothing here decodes an envelope.
+
+mod accounts;
+mod conversations;
+mod devices;
+mod envelopes;
+
+pub use accounts::*;
+pub use conversations::*;
+pub use devices::*;
+pub use envelopes::*;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness constraint refused the write.
+    #[error("conflict")]
+    Conflict,
+    /// A recipient's queue is full.
+    #[error("quota exceeded")]
+    Quota,
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration error: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create the data directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Map a unique-constraint violation to [`StoreError::Conflict`]; the one place that knows
+/// how each database reports it.
+pub(crate) fn on_conflict(e: sqlx::Error) -> StoreError {
+    match e.as_database_error() {
+        Some(db) if db.is_unique_violation() => StoreError::Conflict,
+        _ => StoreError::Db(e),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Db {
+    Sqlite { read: SqlitePool, write: SqlitePool },
+    Postgres(PgPool),
+}
+
+/// Run `$body` with `$pool` bound to the configured database's read or write pool.
+macro_rules! with_db {
+    ($store:expr, $kind:ident, |$pool:ident| $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite { $kind: $pool, .. } => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_db;
+
+/// Handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pub(crate) db: Db,
+}
+
+/// Which database a store runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Store {
+    /// Open the SQLite database `quietline.db` in `data_dir`, creating both if missing.
+    pub async fn open_sqlite(data_dir: &Path, max_connections: u32) -> Result<Store> {
+        std::fs::create_dir_all(data_dir)?;
+        let options = SqliteConnectOptions::new()
+            .filename(data_dir.join("quietline.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: an envelope answered "accepted" survives power loss (invariant 5).
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        SQLITE_MIGRATIONS.run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Store {
+            db: Db::Sqlite { read, write },
+        })
+    }
+
+    /// Connect to PostgreSQL and apply migrations.
+    pub async fn open_postgres(url: &str, max_connections: u32) -> Result<Store> {
+        let options = PgConnectOptions::from_str(url)?
+            // Durability of accepted envelopes does not depend on the server's default.
+            .options([("synchronous_commit", "on")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        POSTGRES_MIGRATIONS.run(&pool).await?;
+        Ok(Store {
+            db: Db::Postgres(pool),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.db {
+            Db::Sqlite { .. } => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The PostgreSQL pool, for LISTEN/NOTIFY.
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match &self.db {
+            Db::Postgres(p) => Some(p),
+            Db::Sqlite { .. } => None,
+        }
+    }
+
+    /// Readiness: the database answers and every migration this build knows is applied.
+    pub async fn ready(&self) -> Result<bool> {
+        let expected = match self.db {
+            Db::Sqlite { .. } => SQLITE_MIGRATIONS.iter().count(),
+            Db::Postgres(_) => POSTGRES_MIGRATIONS.iter().count(),
+        } as i64;
+        let applied: i64 = with_db!(self, read, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(applied >= expected)
+    }
+
+    /// A server-wide secret by name, generated with `generate` and stored on first use.
+    /// Concurrent first starts of several replicas agree on one value.
+    pub async fn server_secret(
+        &self,
+        name: &str,
+        generate: impl FnOnce() -> Vec<u8>,
+    ) -> Result<Vec<u8>> {
+        let fresh = generate();
+        with_db!(self, write, |pool| {
+            sqlx::query("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                .bind(name)
+                .bind(&fresh)
+                .execute(pool)
+                .await?;
+            Ok(
+                sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(pool)
+                    .await?,
+            )
+        })
+    }
+
+    /// Online backup of the SQLite database to `dest` (`VACUUM INTO`).
+    pub async fn backup_sqlite(&self, dest: &Path) -> Result<bool> {
+        match &self.db {
+            Db::Sqlite { write, .. } => {
+                sqlx::query("VACUUM INTO $1")
+                    .bind(dest.to_string_lossy().into_owned())
+                    .execute(write)
+                    .await?;
+                Ok(true)
+            }
+            Db::Postgres(_) => Ok(false),
+        }
+    }
+
+    /// Every row of every table, rendered as text: for tests that prove what is (not) stored.
+    pub async fn dump_all_tables(&self) -> Result<Vec<(String, String)>> {
+        const TABLES: &[&str] = &[
+            "orgs",
+            "members",
+            "devices",
+            "one_time_prekeys",
+            "refresh_tokens",
+            "challenges",
+            "conversations",
+            "envelopes",
+            "events",
+            "server_secrets",
+        ];
+        let mut out = Vec::new();
+        for table in TABLES {
+            let sql = format!("SELECT * FROM {table}");
+            let rows = with_db!(self, read, |pool| {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(render_row).collect::<Vec<_>>()
+            });
+            for row in rows {
+                out.push((table.to_string(), row));
+            }
+        }
+        Ok(out)
+    }
+
+    pub async fn close(&self) {
+        match &self.db {
+            Db::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Render a row as `col=value` pairs; blobs as hex and as base64url so either encoding of a
+/// secret can be searched for.
+fn render_row<R: sqlx::Row>(row: &R) -> String
+where
+    for<'r> Option<Vec<u8>>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    use sqlx::Column;
+    let mut out = String::new();
+    for (i, col) in row.columns().iter().enumerate() {
+        let value = if let Ok(Some(s)) = row.try_get::<Option<String>, _>(i) {
+            s
+        } else if let Ok(Some(n)) = row.try_get::<Option<i64>, _>(i) {
+            n.to_string()
+        } else if let Ok(Some(b)) = row.try_get::<Option<Vec<u8>>, _>(i) {
+            let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            format!("{hex} {}", quietline_proto::b64::encode(&b))
+        } else {
+            String::from("NULL")
+        };
+        out.push_str(&format!("{}={} ", col.name(), value));
+    }
+    out
+}
+
+/// Convert a stored blob to an [`quietline_proto::Id`]; a wrong length means a corrupt row.
+pub(crate) fn to_id(bytes: &[u8]) -> Result<quietline_proto::Id> {
+    quietline_proto::Id::from_slice(bytes)
+        .ok_or_else(|| StoreError::Db(sqlx::Error::Decode("stored id has the wrong length".into())))
+}
+
+impl Store {
+    /// PostgreSQL: publish wake-ups to the other replicas. SQLite: a single process, nothing to do.
+    pub async fn notify_replicas(&self, payloads: &[String]) -> Result<()> {
+        if let Db::Postgres(pool) = &self.db {
+            for p in payloads {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(crate::hub::PG_CHANNEL)
+                    .bind(p)
+                    .execute(pool)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
