@@ -1,1 +1,2 @@
+//! `quietline-cli`: placeholder until the CLI lands.
 fn main() {}
