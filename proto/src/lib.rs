@@ -7,6 +7,8 @@
 //! server crate (no tokio, axum or sqlx) and compiles to `wasm32-unknown-unknown`.
 
 pub mod b64;
+#[cfg(feature = "crypto")]
+pub mod crypto;
 pub mod error;
 pub mod id;
 pub mod padding;

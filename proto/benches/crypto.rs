@@ -1,0 +1,129 @@
+//! Criterion benchmarks of the client-side crypto (DESIGN.md §10: ratchet encrypt + decrypt
+//! of 1 KiB ≤ 10 µs, X3DH ≤ 1 ms). Figures and the command are in docs/BENCHMARKS.md.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use quietline_proto::Id;
+use quietline_proto::crypto::envelope;
+use quietline_proto::crypto::keys::{DeviceSecrets, IdentityKeyPair};
+use quietline_proto::crypto::session::Session;
+use quietline_proto::crypto::{OsRandom, x3dh};
+use quietline_proto::wire::{Bundle, DeviceKeys};
+use std::hint::black_box;
+
+const CONVERSATION: Id = Id([7; 16]);
+
+fn bundle(keys: &DeviceKeys) -> Bundle {
+    Bundle {
+        device_id: Id([1; 16]),
+        identity_key: keys.identity_key.clone(),
+        signing_key: keys.signing_key.clone(),
+        signed_prekey: keys.signed_prekey.clone(),
+        one_time_prekey: keys.one_time_prekeys.first().cloned(),
+    }
+}
+
+/// Alice → Bob established, and Bob has answered once, so both send ordinary envelopes.
+fn pair() -> (Session, Session) {
+    let alice_id = IdentityKeyPair::generate().unwrap();
+    let (mut bob_secrets, bob_keys) = DeviceSecrets::generate_with(&mut OsRandom, 1).unwrap();
+    let mut alice = x3dh::initiate(&alice_id, &bundle(&bob_keys), CONVERSATION).unwrap();
+    let first = alice.encrypt(b"hi").unwrap();
+    let (mut bob, _) = Session::respond(&mut bob_secrets, CONVERSATION, &first).unwrap();
+    let reply = bob.encrypt(b"hello").unwrap();
+    alice.decrypt(&reply).unwrap();
+    (alice, bob)
+}
+
+fn bench_x3dh(c: &mut Criterion) {
+    let alice_id = IdentityKeyPair::generate().unwrap();
+    let (bob_secrets, bob_keys) = DeviceSecrets::generate_with(&mut OsRandom, 1).unwrap();
+    let b = bundle(&bob_keys);
+    let mut group = c.benchmark_group("x3dh");
+    group.bench_function("initiate", |bench| {
+        bench.iter(|| x3dh::initiate(black_box(&alice_id), black_box(&b), CONVERSATION).unwrap())
+    });
+    // Responder: X3DH from the first envelope plus opening it (what a device does on first
+    // contact). The secrets are cloned per iteration so the one-time prekey is there again.
+    let first = x3dh::initiate(&alice_id, &b, CONVERSATION)
+        .unwrap()
+        .encrypt(b"first contact")
+        .unwrap();
+    group.bench_function("respond", |bench| {
+        bench.iter_batched(
+            || bob_secrets.clone(),
+            |mut secrets| Session::respond(&mut secrets, CONVERSATION, black_box(&first)).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("initiate+respond", |bench| {
+        bench.iter_batched(
+            || bob_secrets.clone(),
+            |mut secrets| {
+                let mut alice = x3dh::initiate(&alice_id, &b, CONVERSATION).unwrap();
+                let first = alice.encrypt(b"first contact").unwrap();
+                Session::respond(&mut secrets, CONVERSATION, &first).unwrap()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+fn bench_ratchet(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ratchet");
+    // Plaintext sizes: the largest that fills the 1 KiB and the 16 KiB envelope bucket, and
+    // exactly 1 KiB / 16 KiB of plaintext (which land in the 4 KiB / 64 KiB buckets).
+    let max = envelope::max_plaintext_per_bucket(false);
+    for (name, len) in [
+        ("1KiB_bucket", max[0]),
+        ("1KiB_plaintext", 1024),
+        ("16KiB_bucket", max[2]),
+        ("16KiB_plaintext", 16 * 1024),
+    ] {
+        let plaintext = vec![0x5a; len];
+        group.throughput(Throughput::Bytes(len as u64));
+        // Same-chain messages: the symmetric ratchet step, the common case.
+        let (mut alice, mut bob) = pair();
+        group.bench_function(format!("encrypt+decrypt/{name}"), |bench| {
+            bench.iter(|| {
+                let env = alice.encrypt(black_box(&plaintext)).unwrap();
+                bob.decrypt(&env).unwrap()
+            })
+        });
+        let (mut alice, _) = pair();
+        group.bench_function(format!("encrypt/{name}"), |bench| {
+            bench.iter(|| alice.encrypt(black_box(&plaintext)).unwrap())
+        });
+    }
+    // Alternating senders: every message also performs a DH ratchet step (two X25519 and a
+    // fresh key pair on the receiving side).
+    let plaintext = vec![0x5a; max[0]];
+    let (mut alice, mut bob) = pair();
+    group.bench_function("ping-pong_with_dh_step/1KiB_bucket", |bench| {
+        bench.iter(|| {
+            let env = alice.encrypt(&plaintext).unwrap();
+            bob.decrypt(&env).unwrap();
+            let env = bob.encrypt(&plaintext).unwrap();
+            alice.decrypt(&env).unwrap()
+        })
+    });
+    group.finish();
+}
+
+fn bench_decode(c: &mut Criterion) {
+    let (mut alice, _) = pair();
+    let env = alice.encrypt(&[1; 100]).unwrap();
+    let stored = alice.to_bytes();
+    let mut group = c.benchmark_group("decode");
+    group.bench_function("envelope_1KiB", |bench| {
+        bench.iter(|| envelope::decode(black_box(&env)).unwrap().header)
+    });
+    group.bench_function("session_from_bytes", |bench| {
+        bench.iter(|| Session::from_bytes(black_box(&stored)).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_x3dh, bench_ratchet, bench_decode);
+criterion_main!(benches);
