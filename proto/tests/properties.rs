@@ -130,10 +130,10 @@ proptest! {
             }
         }
         // Whatever is still in flight opens now, exactly once, in any order.
-        for to in 0..2 {
+        for (to, peer) in peers.iter_mut().enumerate() {
             for (env, pt) in std::mem::take(&mut net.in_flight[to]).into_iter().rev() {
                 let already = net.opened[to].contains(&env);
-                match peers[to].decrypt(&env) {
+                match peer.decrypt(&env) {
                     Ok(got) => {
                         prop_assert!(!already);
                         prop_assert_eq!(&got[..], &pt[..]);
