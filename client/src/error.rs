@@ -48,6 +48,15 @@ pub enum Error {
     #[error("this call needs an access token")]
     NoToken,
 
+    /// Encryption or decryption failed (a tampered, replayed or foreign envelope, a bad key,
+    /// a message too large for the largest envelope).
+    #[error("crypto: {0}")]
+    Crypto(#[from] quietline_proto::crypto::CryptoError),
+
+    /// The conversation has no recipient device right now (nobody on duty, nobody assigned).
+    #[error("nobody can receive this message yet")]
+    NoRecipients,
+
     /// Reading or writing the state file failed.
     #[error("state file: {0}")]
     Io(#[from] std::io::Error),

@@ -17,8 +17,17 @@
 
 pub mod api;
 pub mod error;
+pub mod message;
+pub mod secure;
+pub mod state;
 pub mod stream;
 
 pub use api::{Api, ExitMode, Method, RawRequest, RawResponse, Token, random_id, solve_challenge};
 pub use error::{Error, Result};
+pub use message::{Body, Payload};
+pub use secure::{Incoming, Received, SecureClient, Sent};
+pub use state::{DeviceState, StateFile};
 pub use stream::Stream;
+
+/// The crypto types callers need alongside the SDK.
+pub use quietline_proto::crypto::{CryptoError, StoreKey};

@@ -1,0 +1,749 @@
+//! The encrypting client: one device's secrets and sessions on top of [`Api`].
+//!
+//! [`SecureClient`] encrypts each message separately to every recipient device of a
+//! conversation (fan-out over pairwise sessions, DESIGN.md §5), opening sessions from
+//! bundles where it has none; retries with the relay's list when it answers `409
+//! stale_recipients`; decrypts incoming envelopes, creating responder sessions from first
+//! messages; drops duplicates by envelope id (delivery is at least once); and acknowledges
+//! an envelope only after it is processed and the state is saved. The relay sees only
+//! padded ciphertext (DESIGN.md §3, invariant 1).
+//!
+//! Ordering rules that keep keys safe across crashes: the state is saved *after* a ratchet
+//! step and *before* the ciphertext leaves the device (no message key is ever used twice),
+//! and *before* an envelope is acknowledged. A rotated refresh token is saved at once, since
+//! presenting the old one again would revoke the whole token family.
+
+use crate::api::{Api, ExitMode, Token, random_id};
+use crate::error::{Error, Result};
+use crate::message::{Body, PAYLOAD_VERSION, Payload};
+use crate::state::{DeviceState, StateFile};
+use crate::stream::Stream;
+use quietline_proto::b64::Bytes;
+use quietline_proto::crypto::CryptoError;
+use quietline_proto::crypto::envelope;
+use quietline_proto::crypto::keys::{DeviceSecrets, PublicIdentity, safety_number};
+use quietline_proto::crypto::session::Session;
+use quietline_proto::crypto::x3dh;
+use quietline_proto::wire::{
+    self, ConversationOpened, Event, EventKind, OpenConversation, OutgoingEnvelope, SendMessage,
+    ServerFrame, TokenPair,
+};
+use quietline_proto::{ErrorBody, Id};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+/// How many times a send is retried after `409 stale_recipients`.
+const SEND_ATTEMPTS: usize = 4;
+
+/// Refresh the access token when it has less than this left.
+const REFRESH_MARGIN: Duration = Duration::from_secs(30);
+
+/// A decrypted message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// The envelope (message) id.
+    pub id: Id,
+    pub conversation_id: Id,
+    /// The sending device, as the authenticated plaintext says.
+    pub from: Id,
+    pub body: Body,
+}
+
+impl Received {
+    pub fn text(&self) -> Option<&str> {
+        self.body.as_text()
+    }
+}
+
+/// What [`SecureClient::poll`] and [`SecureClient::next`] hand back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Incoming {
+    Message(Received),
+    /// A workflow or safety event from the relay (never message content).
+    Event(Event),
+    /// An envelope that could not be decrypted (tampered, for a lost session, or a first
+    /// message naming a prekey this device no longer holds). It is acknowledged, so it does
+    /// not come back.
+    Undecryptable {
+        id: Id,
+        conversation_id: Id,
+        error: CryptoError,
+    },
+}
+
+/// The result of a send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sent {
+    pub message_id: Id,
+    /// The devices the message was encrypted to.
+    pub devices: Vec<Id>,
+    /// Envelopes the relay holds durably.
+    pub accepted: u32,
+}
+
+/// One device's end-to-end encrypted view of the relay.
+pub struct SecureClient {
+    relay: Api,
+    api: Api,
+    state: DeviceState,
+    file: Option<StateFile>,
+    access_expires: Option<Instant>,
+    recipients: HashMap<Id, Vec<Id>>,
+}
+
+impl std::fmt::Debug for SecureClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecureClient")
+            .field("relay", &self.relay.base_url())
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SecureClient {
+    // ------------------------------------------------------------ creation
+
+    /// Register a new anonymous survivor device on the relay (keys generated here,
+    /// proof-of-work solved) and return its client. `relay` needs no token.
+    pub async fn register_survivor(relay: &Api) -> Result<SecureClient> {
+        let (secrets, keys) = DeviceSecrets::generate()?;
+        let reg = relay.register_survivor(keys).await?;
+        Ok(Self::from_registration(relay, secrets, reg))
+    }
+
+    /// Register a new device for the member whose access token `member` holds (from
+    /// [`Api::login`]) and return its client, holding the device-bound tokens.
+    pub async fn register_member_device(member: &Api) -> Result<SecureClient> {
+        let (secrets, keys) = DeviceSecrets::generate()?;
+        let reg = member.register_member_device(keys).await?;
+        Ok(Self::from_registration(member, secrets, reg))
+    }
+
+    fn from_registration(
+        relay: &Api,
+        secrets: DeviceSecrets,
+        reg: wire::DeviceRegistered,
+    ) -> SecureClient {
+        let state = DeviceState::new(
+            reg.device_id,
+            secrets,
+            Some(Token::new(reg.tokens.refresh_token.as_str())),
+            reg.exit_token.as_deref().map(Token::new),
+        );
+        let mut client = SecureClient::resume(relay, state, None);
+        client.set_tokens(&reg.tokens);
+        client
+    }
+
+    /// A client for a device whose state was kept. With no `access_token`, the first call
+    /// refreshes with the stored refresh token.
+    pub fn resume(relay: &Api, state: DeviceState, access_token: Option<Token>) -> SecureClient {
+        let relay = relay.without_token();
+        let api = match &access_token {
+            Some(t) => relay.with_token(t.clone()),
+            None => relay.clone(),
+        };
+        SecureClient {
+            relay,
+            api,
+            state,
+            file: None,
+            access_expires: access_token.map(|_| Instant::now() + REFRESH_MARGIN * 2),
+            recipients: HashMap::new(),
+        }
+    }
+
+    /// Load a device's state from its sealed file; later changes are saved there.
+    pub fn load(relay: &Api, file: StateFile) -> Result<SecureClient> {
+        let state = file.load()?;
+        let mut client = SecureClient::resume(relay, state, None);
+        client.file = Some(file);
+        Ok(client)
+    }
+
+    /// Keep the state in `file` from now on (saved at once, then after every change).
+    pub fn persist_to(&mut self, file: StateFile) -> Result<()> {
+        file.save(&self.state)?;
+        self.file = Some(file);
+        Ok(())
+    }
+
+    /// Save the state now, if it has a file.
+    pub fn save(&self) -> Result<()> {
+        match &self.file {
+            Some(f) => f.save(&self.state),
+            None => Ok(()),
+        }
+    }
+
+    // ------------------------------------------------------------ accessors
+
+    pub fn device_id(&self) -> Id {
+        self.state.device_id()
+    }
+
+    pub fn state(&self) -> &DeviceState {
+        &self.state
+    }
+
+    /// The device's token for `POST /v1/exit` (survivor devices only).
+    pub fn exit_token(&self) -> Option<&Token> {
+        self.state.exit_token.as_ref()
+    }
+
+    /// This device's public identity.
+    pub fn identity(&self) -> PublicIdentity {
+        self.state.secrets.identity().public()
+    }
+
+    /// The safety numbers of this device with each peer device in `conversation`, for
+    /// comparison out of band (DESIGN.md §2, abuser posing as advocate).
+    pub fn safety_numbers(&self, conversation: Id) -> Vec<(Id, String)> {
+        let me = self.identity();
+        self.state
+            .session_devices(conversation)
+            .into_iter()
+            .filter_map(|d| {
+                let s = self.state.sessions.get(&(conversation, d))?.first()?;
+                Some((d, safety_number(&me, s.peer_identity())))
+            })
+            .collect()
+    }
+
+    /// The typed API with this device's current access token (refreshed if needed).
+    pub async fn api(&mut self) -> Result<Api> {
+        let fresh = matches!(self.access_expires, Some(t) if t > Instant::now() + REFRESH_MARGIN);
+        if !fresh {
+            self.refresh().await?;
+        }
+        Ok(self.api.clone())
+    }
+
+    /// Rotate the tokens now with the stored refresh token.
+    pub async fn refresh(&mut self) -> Result<()> {
+        let refresh = self.state.refresh_token.clone().ok_or(Error::NoToken)?;
+        let pair = self.relay.refresh(refresh.as_str()).await?;
+        self.set_tokens(&pair);
+        // Saved before anything else: the old refresh token is spent.
+        self.save()
+    }
+
+    /// Use tokens obtained elsewhere for this device (for example from a login bound to
+    /// this device's id). The refresh token is saved at once.
+    pub fn adopt_tokens(&mut self, pair: &TokenPair) -> Result<()> {
+        self.set_tokens(pair);
+        self.save()
+    }
+
+    fn set_tokens(&mut self, pair: &TokenPair) {
+        self.state.refresh_token = Some(Token::new(pair.refresh_token.as_str()));
+        self.api = self.relay.with_token(pair.access_token.as_str());
+        self.access_expires = Some(Instant::now() + Duration::from_secs(pair.expires_in));
+    }
+
+    // ------------------------------------------------------------ conversations
+
+    /// Open contact with an organisation (survivor devices). Starts a session with every
+    /// device in the answer right away: fetching those bundles spent their one-time prekeys.
+    pub async fn open_conversation(
+        &mut self,
+        org: &str,
+        req: &OpenConversation,
+    ) -> Result<ConversationOpened> {
+        let opened = self.api().await?.open_conversation(org, req).await?;
+        let conversation = opened.conversation.id;
+        self.state.conversations.insert(conversation);
+        let mut devices = Vec::with_capacity(opened.recipients.len());
+        for bundle in &opened.recipients {
+            let session = x3dh::initiate(self.state.secrets.identity(), bundle, conversation)?;
+            self.state
+                .insert_session(conversation, bundle.device_id, session);
+            devices.push(bundle.device_id);
+        }
+        self.recipients.insert(conversation, devices);
+        self.save()?;
+        Ok(opened)
+    }
+
+    /// Close a conversation (members) and forget its sessions.
+    pub async fn close(&mut self, conversation: Id) -> Result<()> {
+        self.api().await?.close(conversation).await?;
+        self.forget_conversation(conversation)
+    }
+
+    /// Forget every session of a conversation (after it was closed or purged).
+    pub fn forget_conversation(&mut self, conversation: Id) -> Result<()> {
+        self.state.forget_conversation(conversation);
+        self.recipients.remove(&conversation);
+        self.save()
+    }
+
+    /// Quick exit with this device's exit token. For `wipe` and `duress` the local state
+    /// file is destroyed too, whatever the relay answered.
+    pub async fn quick_exit(&mut self, mode: ExitMode) -> Result<()> {
+        let token = self.state.exit_token.clone().ok_or(Error::NoToken)?;
+        let result = self.relay.exit(token.as_str(), mode).await;
+        if matches!(mode, ExitMode::Wipe | ExitMode::Duress) {
+            if let Some(f) = &self.file {
+                f.destroy()?;
+            }
+            self.file = None;
+        }
+        result
+    }
+
+    // ------------------------------------------------------------ sending
+
+    /// Encrypt and send a text message to every current recipient device.
+    pub async fn send_text(&mut self, conversation: Id, text: &str) -> Result<Sent> {
+        self.send(conversation, &Body::text(text)).await
+    }
+
+    /// Encrypt `body` separately to every recipient device of `conversation` and submit
+    /// the envelopes as one message. On `409 stale_recipients` it encrypts for the devices
+    /// in the relay's list (reusing the ciphertexts already made) and tries again with the
+    /// same message id. [`Error::NoRecipients`] when nobody can receive yet.
+    pub async fn send(&mut self, conversation: Id, body: &Body) -> Result<Sent> {
+        let payload = Payload {
+            v: PAYLOAD_VERSION,
+            from: self.state.device_id,
+            body: body.clone(),
+        };
+        let plaintext = Zeroizing::new(serde_json::to_vec(&payload)?);
+        let message_id = random_id()?;
+        let mut devices = match self.recipients.get(&conversation) {
+            Some(list) if !list.is_empty() => list.clone(),
+            _ => self.fetch_recipients(conversation).await?,
+        };
+        let mut sealed: HashMap<Id, Vec<u8>> = HashMap::new();
+        for _ in 0..SEND_ATTEMPTS {
+            if devices.is_empty() {
+                self.recipients.remove(&conversation);
+                return Err(Error::NoRecipients);
+            }
+            let mut stepped = false;
+            for device in &devices {
+                if !sealed.contains_key(device) {
+                    let ct = self.encrypt_for(conversation, *device, &plaintext).await?;
+                    sealed.insert(*device, ct);
+                    stepped = true;
+                }
+            }
+            if stepped {
+                self.save()?;
+            }
+            let req = SendMessage {
+                message_id,
+                envelopes: devices
+                    .iter()
+                    .filter_map(|d| {
+                        sealed.get(d).map(|ct| OutgoingEnvelope {
+                            device_id: *d,
+                            ciphertext: Bytes(ct.clone()),
+                        })
+                    })
+                    .collect(),
+            };
+            match self.api().await?.send(conversation, &req).await {
+                Ok(accepted) => {
+                    self.recipients.insert(conversation, devices.clone());
+                    return Ok(Sent {
+                        message_id,
+                        devices,
+                        accepted: accepted.accepted,
+                    });
+                }
+                Err(e) => match e.stale_recipients() {
+                    Some(list) => devices = list.to_vec(),
+                    None => return Err(e),
+                },
+            }
+        }
+        self.recipients.remove(&conversation);
+        Err(Error::State(
+            "the recipient list kept changing; try again".into(),
+        ))
+    }
+
+    async fn fetch_recipients(&mut self, conversation: Id) -> Result<Vec<Id>> {
+        let list = self.api().await?.recipients(conversation).await?.devices;
+        self.recipients.insert(conversation, list.clone());
+        Ok(list)
+    }
+
+    /// Encrypt for one device, starting a session from its bundle if there is none.
+    async fn encrypt_for(
+        &mut self,
+        conversation: Id,
+        device: Id,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
+        if let Some(list) = self.state.sessions.get_mut(&(conversation, device)) {
+            for session in list.iter_mut() {
+                match session.encrypt(plaintext) {
+                    Ok(ct) => return Ok(ct),
+                    Err(CryptoError::NotReady) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        let bundle = self.api().await?.bundle(device).await?;
+        if bundle.device_id != device {
+            return Err(Error::State(
+                "the relay answered with another device's bundle".into(),
+            ));
+        }
+        let mut session = x3dh::initiate(self.state.secrets.identity(), &bundle, conversation)?;
+        let ct = session.encrypt(plaintext)?;
+        self.state.insert_session(conversation, device, session);
+        Ok(ct)
+    }
+
+    // ------------------------------------------------------------ receiving
+
+    /// Fetch waiting envelopes and events over HTTP, decrypt, save, then acknowledge them.
+    pub async fn poll(&mut self) -> Result<Vec<Incoming>> {
+        let inbox = self.api().await?.inbox().await?;
+        let mut out = Vec::new();
+        let mut ids = Vec::new();
+        for env in &inbox.envelopes {
+            ids.push(env.id);
+            if let Some(inc) = self.open_envelope(env) {
+                out.push(inc);
+            }
+        }
+        for ev in &inbox.events {
+            ids.push(ev.id);
+            out.push(self.handle_event(ev));
+        }
+        self.save()?;
+        if !ids.is_empty() {
+            self.api().await?.ack(&ids).await?;
+        }
+        Ok(out)
+    }
+
+    /// Open the live stream with a fresh access token.
+    pub async fn connect(&mut self) -> Result<Stream> {
+        self.api().await?.stream().await
+    }
+
+    /// Read frames until one yields something for the application; `Ok(None)` when the
+    /// stream closed. Each envelope or event is acknowledged on the stream after the state
+    /// is saved.
+    ///
+    /// Not cancel-safe at the point between decrypting and acknowledging; inside
+    /// `tokio::select!`, read with [`Stream::next`] and pass the frame to
+    /// [`SecureClient::handle_frame`] instead.
+    pub async fn next(&mut self, stream: &mut Stream) -> Result<Option<Incoming>> {
+        while let Some(frame) = stream.next().await? {
+            if let Some(inc) = self.handle_frame(stream, frame).await? {
+                return Ok(Some(inc));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Process one frame from the stream: decrypt or handle it, save, acknowledge.
+    /// `Ok(None)` for frames with nothing for the application (acks, duplicates).
+    pub async fn handle_frame(
+        &mut self,
+        stream: &mut Stream,
+        frame: ServerFrame,
+    ) -> Result<Option<Incoming>> {
+        match frame {
+            ServerFrame::Envelope(env) => {
+                let inc = self.open_envelope(&env);
+                self.save()?;
+                stream.ack(&[env.id]).await?;
+                Ok(inc)
+            }
+            ServerFrame::Event(ev) => {
+                let inc = self.handle_event(&ev);
+                self.save()?;
+                stream.ack(&[ev.id]).await?;
+                Ok(Some(inc))
+            }
+            ServerFrame::Acked(_) => Ok(None),
+            ServerFrame::Error(detail) => Err(Error::Api {
+                status: detail.code.status(),
+                body: ErrorBody { error: detail },
+            }),
+        }
+    }
+
+    /// Decrypt one envelope (no network, no save). `None` for a duplicate.
+    pub fn open_envelope(&mut self, env: &wire::Envelope) -> Option<Incoming> {
+        if self.state.has_seen(env.id) {
+            return None;
+        }
+        let result = self.decrypt(env.conversation_id, env.ciphertext.as_slice());
+        self.state.mark_seen(env.id);
+        match result {
+            Ok(Some((from, body))) => Some(Incoming::Message(Received {
+                id: env.id,
+                conversation_id: env.conversation_id,
+                from,
+                body,
+            })),
+            Ok(None) => None,
+            Err(error) => Some(Incoming::Undecryptable {
+                id: env.id,
+                conversation_id: env.conversation_id,
+                error,
+            }),
+        }
+    }
+
+    /// `Ok(None)`: a duplicate of a message already opened.
+    fn decrypt(
+        &mut self,
+        conversation: Id,
+        bytes: &[u8],
+    ) -> std::result::Result<Option<(Id, Body)>, CryptoError> {
+        let is_prekey = envelope::peek(bytes)?.is_prekey();
+        let mut hit: Option<(Id, usize, Zeroizing<Vec<u8>>)> = None;
+        let lo = (conversation, Id([0; 16]));
+        let hi = (conversation, Id([0xff; 16]));
+        'search: for ((_, device), list) in self.state.sessions.range_mut(lo..=hi) {
+            for (i, session) in list.iter_mut().enumerate() {
+                match session.decrypt(bytes) {
+                    Ok(pt) => {
+                        hit = Some((*device, i, pt));
+                        break 'search;
+                    }
+                    Err(CryptoError::Duplicate) => return Ok(None),
+                    Err(_) => continue,
+                }
+            }
+        }
+        let (from, plaintext) = match hit {
+            Some((device, index, pt)) => {
+                // The session that worked becomes the one to answer on.
+                if let Some(head) = self
+                    .state
+                    .sessions
+                    .get_mut(&(conversation, device))
+                    .and_then(|list| list.get_mut(..=index))
+                {
+                    head.rotate_right(1);
+                }
+                (device, pt)
+            }
+            None if is_prekey => {
+                let (session, pt) = Session::respond(&mut self.state.secrets, conversation, bytes)?;
+                let from = parse(&pt)?.from;
+                self.state.insert_session(conversation, from, session);
+                (from, pt)
+            }
+            None => return Err(CryptoError::DecryptFailed),
+        };
+        self.state.conversations.insert(conversation);
+        let payload = parse(&plaintext)?;
+        Ok(Some((from, payload.body)))
+    }
+
+    /// Apply an event to the local view (recipient lists, closed conversations).
+    pub fn handle_event(&mut self, ev: &Event) -> Incoming {
+        match ev.kind {
+            EventKind::AdvocateAvailable
+            | EventKind::RecipientsChanged
+            | EventKind::TransferredToYou
+            | EventKind::SurvivorReturned => match ev.conversation_id {
+                Some(c) => {
+                    self.recipients.remove(&c);
+                }
+                None => self.recipients.clear(),
+            },
+            EventKind::ConversationClosed | EventKind::EndedBySurvivor => {
+                if let Some(c) = ev.conversation_id {
+                    self.state.forget_conversation(c);
+                    self.recipients.remove(&c);
+                }
+            }
+            EventKind::QueueChanged | EventKind::SurvivorLeft | EventKind::PossibleDuress => {}
+        }
+        Incoming::Event(ev.clone())
+    }
+
+    // ------------------------------------------------------------ prekeys
+
+    /// Make sure the relay holds at least `min` one-time prekeys for this device, topping
+    /// up to `target`. The new secrets are saved before their public halves are uploaded.
+    pub async fn replenish_prekeys(&mut self, min: u32, target: u32) -> Result<u32> {
+        let api = self.api().await?;
+        let current = api
+            .upload_prekeys(&wire::UploadPrekeys {
+                signed_prekey: None,
+                one_time_prekeys: Vec::new(),
+            })
+            .await?
+            .one_time_prekeys;
+        if current >= min {
+            return Ok(current);
+        }
+        let n = usize::try_from(target.saturating_sub(current)).unwrap_or(0);
+        let new = self.state.secrets.generate_one_time_prekeys(n)?;
+        self.save()?;
+        let count = api
+            .upload_prekeys(&wire::UploadPrekeys {
+                signed_prekey: None,
+                one_time_prekeys: new,
+            })
+            .await?;
+        Ok(count.one_time_prekeys)
+    }
+}
+
+fn parse(plaintext: &[u8]) -> std::result::Result<Payload, CryptoError> {
+    let payload: Payload = serde_json::from_slice(plaintext).map_err(|_| CryptoError::Malformed)?;
+    if payload.v != PAYLOAD_VERSION {
+        return Err(CryptoError::UnsupportedVersion);
+    }
+    Ok(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quietline_proto::wire::{Bundle, Envelope};
+
+    /// Two devices wired together without a relay: `a` starts a session from `b`'s bundle.
+    fn pair() -> (SecureClient, SecureClient, Bundle) {
+        let relay = Api::new("http://127.0.0.1:1").unwrap();
+        let (sa, _) = DeviceSecrets::generate().unwrap();
+        let (sb, kb) = DeviceSecrets::generate().unwrap();
+        let a = SecureClient::resume(
+            &relay,
+            DeviceState::new(Id([0xa; 16]), sa, None, None),
+            None,
+        );
+        let b = SecureClient::resume(
+            &relay,
+            DeviceState::new(Id([0xb; 16]), sb, None, None),
+            None,
+        );
+        let bundle = Bundle {
+            device_id: Id([0xb; 16]),
+            identity_key: kb.identity_key,
+            signing_key: kb.signing_key,
+            signed_prekey: kb.signed_prekey,
+            one_time_prekey: kb.one_time_prekeys.first().cloned(),
+        };
+        (a, b, bundle)
+    }
+
+    fn seal_for(c: &mut SecureClient, conv: Id, to: Id, text: &str) -> Envelope {
+        let payload = Payload {
+            v: PAYLOAD_VERSION,
+            from: c.device_id(),
+            body: Body::text(text),
+        };
+        let pt = serde_json::to_vec(&payload).unwrap();
+        let ct = c.state.sessions.get_mut(&(conv, to)).unwrap()[0]
+            .encrypt(&pt)
+            .unwrap();
+        Envelope {
+            id: random_id().unwrap(),
+            conversation_id: conv,
+            ciphertext: Bytes(ct),
+            expires_at: 0,
+        }
+    }
+
+    #[test]
+    fn first_message_creates_a_responder_session_and_replies_flow_back() {
+        let (mut a, mut b, bundle) = pair();
+        let conv = Id([0xc; 16]);
+        let s = x3dh::initiate(a.state.secrets.identity(), &bundle, conv).unwrap();
+        a.state.insert_session(conv, b.device_id(), s);
+
+        let e1 = seal_for(&mut a, conv, b.device_id(), "hello");
+        assert!(quietline_proto::padding::is_bucket(e1.ciphertext.len()));
+        let got = b.open_envelope(&e1).unwrap();
+        match &got {
+            Incoming::Message(m) => {
+                assert_eq!(m.text(), Some("hello"));
+                assert_eq!(m.from, a.device_id());
+            }
+            other => panic!("{other:?}"),
+        }
+        // Redelivery of the same envelope id is dropped.
+        assert_eq!(b.open_envelope(&e1), None);
+
+        let e2 = seal_for(&mut b, conv, a.device_id(), "hi, I'm here");
+        match a.open_envelope(&e2).unwrap() {
+            Incoming::Message(m) => assert_eq!(m.text(), Some("hi, I'm here")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            a.safety_numbers(conv)[0].1,
+            b.safety_numbers(conv)[0].1,
+            "both sides see the same safety number"
+        );
+    }
+
+    #[test]
+    fn a_tampered_or_foreign_envelope_is_reported_not_fatal() {
+        let (mut a, mut b, bundle) = pair();
+        let conv = Id([0xc; 16]);
+        let s = x3dh::initiate(a.state.secrets.identity(), &bundle, conv).unwrap();
+        a.state.insert_session(conv, b.device_id(), s);
+        let mut e = seal_for(&mut a, conv, b.device_id(), "hello");
+        let last = e.ciphertext.0.len() - 1;
+        e.ciphertext.0[last] ^= 1;
+        assert!(matches!(
+            b.open_envelope(&e),
+            Some(Incoming::Undecryptable { .. })
+        ));
+        // The same bytes under another conversation id do not open either.
+        let mut e = seal_for(&mut a, conv, b.device_id(), "hello");
+        e.conversation_id = Id([0xd; 16]);
+        assert!(matches!(
+            b.open_envelope(&e),
+            Some(Incoming::Undecryptable { .. })
+        ));
+        // The untampered next message still opens.
+        let e = seal_for(&mut a, conv, b.device_id(), "again");
+        assert!(matches!(b.open_envelope(&e), Some(Incoming::Message(_))));
+    }
+
+    #[test]
+    fn state_with_sessions_survives_save_and_load() {
+        let (mut a, mut b, bundle) = pair();
+        let conv = Id([0xc; 16]);
+        let s = x3dh::initiate(a.state.secrets.identity(), &bundle, conv).unwrap();
+        a.state.insert_session(conv, b.device_id(), s);
+        let e1 = seal_for(&mut a, conv, b.device_id(), "one");
+        b.open_envelope(&e1).unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let key = quietline_proto::crypto::StoreKey::generate().unwrap();
+        b.persist_to(StateFile::new(dir.path().join("b"), key.clone()))
+            .unwrap();
+        let relay = Api::new("http://127.0.0.1:1").unwrap();
+        let mut b2 = SecureClient::load(&relay, StateFile::new(dir.path().join("b"), key)).unwrap();
+        assert_eq!(b2.open_envelope(&e1), None, "seen ids persist");
+        let e2 = seal_for(&mut a, conv, b.device_id(), "two");
+        match b2.open_envelope(&e2).unwrap() {
+            Incoming::Message(m) => assert_eq!(m.text(), Some("two")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn closing_events_forget_the_sessions() {
+        let (mut a, _b, bundle) = pair();
+        let conv = Id([0xc; 16]);
+        let s = x3dh::initiate(a.state.secrets.identity(), &bundle, conv).unwrap();
+        a.state.insert_session(conv, Id([0xb; 16]), s);
+        assert_eq!(a.state.session_devices(conv).len(), 1);
+        a.handle_event(&Event {
+            id: Id([1; 16]),
+            kind: EventKind::ConversationClosed,
+            conversation_id: Some(conv),
+        });
+        assert!(a.state.session_devices(conv).is_empty());
+    }
+}
