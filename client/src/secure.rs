@@ -413,11 +413,16 @@ impl SecureClient {
                 out.push(inc);
             }
         }
+        let mut prune = false;
         for ev in &inbox.events {
             ids.push(ev.id);
             out.push(self.handle_event(ev));
+            prune |= Self::needs_prune(ev);
         }
         self.save()?;
+        if prune {
+            self.prune_conversations().await?;
+        }
         if !ids.is_empty() {
             self.api().await?.ack(&ids).await?;
         }
@@ -462,6 +467,9 @@ impl SecureClient {
             ServerFrame::Event(ev) => {
                 let inc = self.handle_event(&ev);
                 self.save()?;
+                if Self::needs_prune(&ev) {
+                    self.prune_conversations().await?;
+                }
                 stream.ack(&[ev.id]).await?;
                 Ok(Some(inc))
             }
@@ -544,7 +552,40 @@ impl SecureClient {
         Ok(Some((from, payload.body)))
     }
 
-    /// Apply an event to the local view (recipient lists, closed conversations).
+    /// Forget every known conversation the relay no longer has (it answers 404 for it).
+    /// The relay does not repeat a purged conversation's id in the `conversation_closed`
+    /// event, so this is how a client learns which one ended. Returns the ones forgotten.
+    pub async fn prune_conversations(&mut self) -> Result<Vec<Id>> {
+        let known: Vec<Id> = self.state.conversations().collect();
+        let mut gone = Vec::new();
+        for c in known {
+            match self.api().await?.conversation(c).await {
+                Ok(_) => {}
+                Err(e) if e.is(quietline_proto::ErrorCode::NotFound) => {
+                    self.state.forget_conversation(c);
+                    self.recipients.remove(&c);
+                    gone.push(c);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !gone.is_empty() {
+            self.save()?;
+        }
+        Ok(gone)
+    }
+
+    /// Does this event end a conversation without saying which?
+    fn needs_prune(ev: &Event) -> bool {
+        matches!(
+            ev.kind,
+            EventKind::ConversationClosed | EventKind::EndedBySurvivor
+        ) && ev.conversation_id.is_none()
+    }
+
+    /// Apply an event to the local view (recipient lists, closed conversations). For a
+    /// closing event without a conversation id, call [`SecureClient::prune_conversations`]
+    /// ([`SecureClient::poll`] and [`SecureClient::handle_frame`] do).
     pub fn handle_event(&mut self, ev: &Event) -> Incoming {
         match ev.kind {
             EventKind::AdvocateAvailable

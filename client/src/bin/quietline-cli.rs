@@ -273,31 +273,15 @@ async fn survivor(server: &str, args: SurvivorArgs) -> Result<()> {
         info("device registered");
         c
     };
+    // A conversation closed while this device was away is forgotten here.
+    client.prune_conversations().await?;
     let known = client.state().conversations().next();
-    let conversation = match known {
+    let mut conversation = match known {
         Some(c) => {
             info(format!("continuing conversation {}", short(c)));
             c
         }
-        None => {
-            let opened = client
-                .open_conversation(
-                    &args.org,
-                    &OpenConversation {
-                        urgent: args.urgent,
-                        language: args.language.clone(),
-                    },
-                )
-                .await?;
-            info(format!(
-                "contact opened; you are number {} in the queue",
-                opened.queue_position
-            ));
-            if let Some(m) = &opened.out_of_hours_message {
-                info(format!("nobody is on duty right now: {m}"));
-            }
-            opened.conversation.id
-        }
+        None => open_contact(&mut client, &args).await?,
     };
     info("type a message and press enter; /safety, /exit hide|wipe|duress, /quit");
 
@@ -334,6 +318,9 @@ async fn survivor(server: &str, args: SurvivorArgs) -> Result<()> {
                         return Ok(());
                     }
                     text => {
+                        if !client.state().conversations().any(|c| c == conversation) {
+                            conversation = open_contact(&mut client, &args).await?;
+                        }
                         pending.push_back(text.to_owned());
                         flush(&mut client, conversation, &mut pending).await?;
                     }
@@ -346,7 +333,12 @@ async fn survivor(server: &str, args: SurvivorArgs) -> Result<()> {
                         if let Some(inc) = client.handle_frame(&mut stream, frame).await? {
                             show_survivor(&inc);
                         }
-                        if wake && !pending.is_empty() {
+                        let open = client.state().conversations().any(|c| c == conversation);
+                        if wake && !open {
+                            info("the conversation has ended; your next message opens a new contact");
+                            pending.clear();
+                        }
+                        if wake && open && !pending.is_empty() {
                             flush(&mut client, conversation, &mut pending).await?;
                         }
                     }
@@ -365,6 +357,27 @@ async fn survivor(server: &str, args: SurvivorArgs) -> Result<()> {
     }
     let _ = stream.close().await;
     Ok(())
+}
+
+/// Open contact with the organisation and say where the survivor stands in the queue.
+async fn open_contact(client: &mut SecureClient, args: &SurvivorArgs) -> Result<Id> {
+    let opened = client
+        .open_conversation(
+            &args.org,
+            &OpenConversation {
+                urgent: args.urgent,
+                language: args.language.clone(),
+            },
+        )
+        .await?;
+    info(format!(
+        "contact opened; you are number {} in the queue",
+        opened.queue_position
+    ));
+    if let Some(m) = &opened.out_of_hours_message {
+        info(format!("nobody is on duty right now: {m}"));
+    }
+    Ok(opened.conversation.id)
 }
 
 /// Send queued lines; keep them queued while nobody can receive.
@@ -564,6 +577,11 @@ fn pick(desk: &Desk, arg: &str) -> Result<Id> {
 
 async fn refresh_queue(client: &mut SecureClient, desk: &mut Desk, print: bool) -> Result<()> {
     desk.queue = client.api().await?.conversations().await?.conversations;
+    if let Some(c) = desk.current
+        && !desk.queue.iter().any(|q| q.id == c)
+    {
+        desk.current = None;
+    }
     if print {
         if desk.queue.is_empty() {
             info("queue: empty");
