@@ -336,14 +336,17 @@ impl Session {
         let pending_prekey = if r.flag()? {
             let ephemeral = r.array()?;
             let signed_prekey_id = r.u32()?;
-            let has_one_time = r.flag()?;
-            let id = r.u32()?;
+            let one_time_prekey_id = match (r.flag()?, r.u32()?) {
+                (true, id) => Some(id),
+                (false, 0) => None,
+                (false, _) => return Err(CryptoError::Malformed),
+            };
             Some(PrekeyHeader {
                 identity_dh: *local.dh_key(),
                 identity_signing: *local.signing_key(),
                 ephemeral,
                 signed_prekey_id,
-                one_time_prekey_id: has_one_time.then_some(id),
+                one_time_prekey_id,
             })
         } else {
             None
