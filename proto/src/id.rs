@@ -71,7 +71,9 @@ impl utoipa::PartialSchema for Id {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .description(Some("128-bit random id, 22 characters of unpadded base64url"))
+            .description(Some(
+                "128-bit random id, 22 characters of unpadded base64url",
+            ))
             .min_length(Some(22))
             .max_length(Some(22))
             .into()

@@ -467,6 +467,38 @@ pub enum ClientFrame {
     Ack { ids: Vec<Id> },
 }
 
+/// `Debug` for types holding secrets: the type name and the non-secret fields only.
+macro_rules! redacted_debug {
+    ($($ty:ident { $($field:ident),* }),* $(,)?) => {
+        $(
+            impl std::fmt::Debug for $ty {
+                fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.debug_struct(stringify!($ty))
+                        $(.field(stringify!($field), &self.$field))*
+                        .finish_non_exhaustive()
+                }
+            }
+        )*
+    };
+}
+
+redacted_debug!(
+    RefreshRequest {},
+    LogoutRequest {},
+    Enroll {},
+    Enrolled { member_id },
+    Login { org, handle },
+    LoggedIn {
+        member_id,
+        role,
+        tokens
+    },
+    Invited {
+        member_id,
+        expires_in
+    },
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,7 +513,9 @@ mod tests {
 
     #[test]
     fn frames_are_tagged() {
-        let f = ClientFrame::Ack { ids: vec![Id([1; 16])] };
+        let f = ClientFrame::Ack {
+            ids: vec![Id([1; 16])],
+        };
         let json = serde_json::to_string(&f).unwrap();
         assert!(json.starts_with(r#"{"type":"ack""#));
         assert_eq!(serde_json::from_str::<ClientFrame>(&json).unwrap(), f);

@@ -38,7 +38,7 @@ impl AppState {
             )
             .await?
         } else {
-            Store::open_sqlite(&config.data_dir, config.database_max_connections).await?
+            Store::open_sqlite(&config.data_dir).await?
         };
         Self::with_store(config, clock, store).await
     }

@@ -74,7 +74,7 @@ config_struct! {
     /// `postgres://...` to use PostgreSQL instead of the embedded SQLite database.
     /// Empty means SQLite in `data_dir`.
     database_url: Secret = Secret::default();
-    /// Maximum database connections in the pool.
+    /// Maximum PostgreSQL connections in the pool (SQLite uses one connection).
     database_max_connections: u32 = 16;
     /// Every API route is served under this prefix (for example `/x7k2`), so the host and
     /// path reveal nothing to a network observer. Empty means no prefix.

@@ -189,10 +189,19 @@ pub async fn get(state: &AppState, caller: Caller, id: Id) -> Result<Conversatio
 /// `POST /v1/conversations/{id}/claim`: exactly one concurrent claim wins; the others get
 /// `conflict`.
 pub async fn claim(state: &AppState, caller: Caller, id: Id) -> Result<Conversation> {
-    let Caller::Member { member, .. } = caller else {
+    let Caller::Member { member, org, .. } = caller else {
         return Err(Error::forbidden());
     };
-    let c = visible(state, caller, id).await?;
+    // Members of the organisation learn that it was claimed (conflict); nobody else learns
+    // that it exists.
+    let c = state
+        .store
+        .conversation(&id.0)
+        .await?
+        .ok_or_else(Error::not_found)?;
+    if c.org_id != org.0 {
+        return Err(Error::not_found());
+    }
     if !state
         .store
         .claim(&c.id, &member.0, hour(state.now()))
@@ -235,7 +244,13 @@ pub async fn transfer(state: &AppState, caller: Caller, id: Id, to: Id) -> Resul
     emit(state, &[survivor], EventKind::RecipientsChanged, Some(id)).await?;
     let new_devices = ids(state.store.member_devices(&to.0).await?)?;
     emit(state, &new_devices, EventKind::TransferredToYou, Some(id)).await?;
-    get(state, caller, id).await
+    // Read back without the visibility check: the caller may no longer be the assignee.
+    let c = state
+        .store
+        .conversation(&id.0)
+        .await?
+        .ok_or_else(Error::conflict)?;
+    to_wire(&c)
 }
 
 /// `POST /v1/conversations/{id}/close`: purge the conversation and its envelopes at once.

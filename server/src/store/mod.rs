@@ -4,7 +4,8 @@
 //! PostgreSQL. Queries are written once, in the SQL both accept (`$n` parameters, integer
 //! flags, `ON CONFLICT`, `RETURNING`), and [`with_db!`] runs the same text on whichever pool
 //! is configured. SQLite writes go through a single writer connection, so they never fail
-//! with `SQLITE_BUSY`; reads use a separate pool. Nothing here decodes an envelope.
+//! with `SQLITE_BUSY`, and reads use the same connection so they always see the latest
+//! commit. Nothing here decodes an envelope.
 
 mod accounts;
 mod conversations;
@@ -86,7 +87,7 @@ pub enum Backend {
 
 impl Store {
     /// Open the SQLite database `quietline.db` in `data_dir`, creating both if missing.
-    pub async fn open_sqlite(data_dir: &Path, max_connections: u32) -> Result<Store> {
+    pub async fn open_sqlite(data_dir: &Path) -> Result<Store> {
         std::fs::create_dir_all(data_dir)?;
         let options = SqliteConnectOptions::new()
             .filename(data_dir.join("quietline.db"))
@@ -101,12 +102,14 @@ impl Store {
             .connect_with(options.clone())
             .await?;
         SQLITE_MIGRATIONS.run(&write).await?;
-        let read = SqlitePoolOptions::new()
-            .max_connections(max_connections.max(2))
-            .connect_with(options.read_only(true))
-            .await?;
+        // Reads share the writer connection. A separate pool of read-only connections was
+        // measured to return stale snapshots right after a commit (a claim not yet visible
+        // to the next request), and every SQLite statement here takes microseconds.
         Ok(Store {
-            db: Db::Sqlite { read, write },
+            db: Db::Sqlite {
+                read: write.clone(),
+                write,
+            },
         })
     }
 

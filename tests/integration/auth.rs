@@ -1,0 +1,452 @@
+//! Tokens, sign-in and the authorization matrix.
+
+use quietline_client::{Api, RawRequest};
+use quietline_proto::ErrorCode;
+use quietline_proto::wire::{
+    Duty, Enroll, Invite, Login, OpenConversation, OutgoingEnvelope, Role, SendMessage,
+};
+use quietline_tests::*;
+
+async fn refresh_token_reuse_revokes_the_whole_family(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let sur = s.survivor().await;
+    let api = s.api();
+    let second = api.refresh(&sur.refresh_token).await.unwrap();
+    assert_ne!(second.refresh_token, sur.refresh_token);
+    let device = api.with_token(second.access_token.as_str());
+    device.inbox().await.unwrap();
+    // The first token again: refused, and the whole session dies with it.
+    let err = api.refresh(&sur.refresh_token).await.unwrap_err();
+    assert_eq!(err.status(), Some(401));
+    assert!(
+        api.refresh(&second.refresh_token)
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Unauthorized)
+    );
+    assert!(
+        device
+            .inbox()
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Unauthorized),
+        "access token revoked too"
+    );
+    assert!(
+        sur.api
+            .inbox()
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Unauthorized)
+    );
+    s.stop().await;
+}
+
+async fn members_sign_in_with_password_and_totp_and_failures_back_off(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    s.create_org("hotline").await;
+    let m = s.member("hotline", "ana", Role::Advocate).await;
+    // Right password, wrong code; wrong password, right code; unknown handle: all 401.
+    let api = s.api();
+    s.clock.advance(30);
+    let bad_code = api
+        .login(&Login {
+            org: "hotline".into(),
+            handle: "ana".into(),
+            password: m.password.clone(),
+            totp: "000000".into(),
+            device_id: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(bad_code.is(ErrorCode::Unauthorized));
+    let bad_pw = api
+        .login(&Login {
+            org: "hotline".into(),
+            handle: "ana".into(),
+            password: "wrong password!!".into(),
+            totp: s.totp_code(&m.totp_uri),
+            device_id: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(bad_pw.is(ErrorCode::Unauthorized));
+    let unknown = api
+        .login(&Login {
+            org: "hotline".into(),
+            handle: "nobody".into(),
+            password: m.password.clone(),
+            totp: "123456".into(),
+            device_id: None,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        unknown.body(),
+        bad_pw.body(),
+        "unknown handle looks like a wrong password"
+    );
+    // A code works once.
+    let ok = s
+        .login(
+            "hotline",
+            "ana",
+            &m.password,
+            &m.totp_uri,
+            Some(m.device_id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ok.role, Role::Advocate);
+    let replay = api
+        .login(&Login {
+            org: "hotline".into(),
+            handle: "ana".into(),
+            password: m.password.clone(),
+            totp: s.totp_code(&m.totp_uri),
+            device_id: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        replay.is(ErrorCode::Unauthorized),
+        "a TOTP code is accepted once"
+    );
+    // After repeated failures even the right credentials wait.
+    for _ in 0..6 {
+        let _ = api
+            .login(&Login {
+                org: "hotline".into(),
+                handle: "ana".into(),
+                password: "wrong password!!".into(),
+                totp: "000000".into(),
+                device_id: None,
+            })
+            .await;
+    }
+    let err = api
+        .login(&Login {
+            org: "hotline".into(),
+            handle: "ana".into(),
+            password: m.password.clone(),
+            totp: s.totp_code(&m.totp_uri),
+            device_id: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(err.is(ErrorCode::RateLimited), "{err}");
+    s.clock.advance(3600);
+    s.login("hotline", "ana", &m.password, &m.totp_uri, None)
+        .await
+        .unwrap();
+    s.stop().await;
+}
+
+async fn enrolment_tokens_work_once_and_passwords_must_be_long(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    s.create_org("hotline").await;
+    let sup = s.member("hotline", "sam", Role::Supervisor).await;
+    let invited = sup
+        .api
+        .invite(&Invite {
+            handle: "new".into(),
+            role: Role::Advocate,
+        })
+        .await
+        .unwrap();
+    let api = s.api();
+    let short = api
+        .enroll(&Enroll {
+            token: invited.token.clone(),
+            password: "short".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(short.is(ErrorCode::BadRequest));
+    api.enroll(&Enroll {
+        token: invited.token.clone(),
+        password: "a long enough password".into(),
+    })
+    .await
+    .unwrap();
+    let again = api
+        .enroll(&Enroll {
+            token: invited.token,
+            password: "another long password".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(again.is(ErrorCode::Unauthorized));
+    let dup = sup
+        .api
+        .invite(&Invite {
+            handle: "new".into(),
+            role: Role::Advocate,
+        })
+        .await
+        .unwrap_err();
+    assert!(dup.is(ErrorCode::Conflict));
+    s.stop().await;
+}
+
+async fn authorization_matrix(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    s.create_org("hotline").await;
+    s.create_org("shelter").await;
+    let a = s.member("hotline", "ana", Role::Advocate).await;
+    a.api.set_duty(true).await.unwrap();
+    let other_org = s.member("shelter", "olga", Role::Supervisor).await;
+    other_org.api.set_duty(true).await.unwrap();
+    let sur = s.survivor().await;
+    let other_sur = s.survivor().await;
+    let conv = sur
+        .api
+        .open_conversation("hotline", &OpenConversation::default())
+        .await
+        .unwrap()
+        .conversation
+        .id;
+    let mid = random_id();
+    sur.api
+        .send(
+            conv,
+            &SendMessage {
+                message_id: mid,
+                envelopes: vec![OutgoingEnvelope {
+                    device_id: a.device_id,
+                    ciphertext: opaque(1024),
+                }],
+            },
+        )
+        .await
+        .unwrap();
+
+    // Another organisation: the conversation does not exist for them.
+    for err in [
+        other_org.api.conversation(conv).await.unwrap_err(),
+        other_org.api.claim(conv).await.unwrap_err(),
+        other_org.api.close(conv).await.unwrap_err(),
+        other_org.api.recipients(conv).await.unwrap_err(),
+        other_org.api.bundle(a.device_id).await.unwrap_err(),
+        other_org.api.bundle(sur.device_id).await.unwrap_err(),
+    ] {
+        assert!(err.is(ErrorCode::NotFound), "{err}");
+    }
+    assert!(
+        other_org
+            .api
+            .conversations()
+            .await
+            .unwrap()
+            .conversations
+            .is_empty()
+    );
+
+    // Another survivor device: same.
+    assert!(
+        other_sur
+            .api
+            .conversation(conv)
+            .await
+            .unwrap_err()
+            .is(ErrorCode::NotFound)
+    );
+    assert!(
+        other_sur
+            .api
+            .recipients(conv)
+            .await
+            .unwrap_err()
+            .is(ErrorCode::NotFound)
+    );
+    let err = other_sur
+        .api
+        .send(
+            conv,
+            &SendMessage {
+                message_id: random_id(),
+                envelopes: vec![OutgoingEnvelope {
+                    device_id: a.device_id,
+                    ciphertext: opaque(1024),
+                }],
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is(ErrorCode::NotFound));
+    assert!(
+        other_sur
+            .api
+            .bundle(a.device_id)
+            .await
+            .unwrap_err()
+            .is(ErrorCode::NotFound),
+        "no conversation, no bundles"
+    );
+    assert_eq!(
+        other_sur.api.ack(&[mid]).await.unwrap().deleted,
+        0,
+        "cannot ack another device's envelope"
+    );
+    assert_eq!(s.store().count_envelopes(&a.device_id.0).await.unwrap(), 1);
+
+    // A survivor device calling member routes.
+    assert!(
+        sur.api
+            .set_duty(true)
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Forbidden)
+    );
+    assert!(
+        sur.api
+            .claim(conv)
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Forbidden)
+    );
+    assert!(
+        sur.api
+            .invite(&Invite {
+                handle: "x".into(),
+                role: Role::Supervisor
+            })
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Forbidden)
+    );
+    assert!(
+        sur.api
+            .org_settings()
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Forbidden)
+    );
+    // An advocate calling supervisor routes.
+    assert!(
+        a.api
+            .invite(&Invite {
+                handle: "x".into(),
+                role: Role::Supervisor
+            })
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Forbidden)
+    );
+    // A member opening contact like a survivor.
+    assert!(
+        a.api
+            .open_conversation("hotline", &OpenConversation::default())
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Forbidden)
+    );
+
+    // No token, garbage, forged, another server's, expired.
+    let anon = s.api();
+    assert!(
+        anon.conversations()
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Unauthorized)
+    );
+    let garbage = anon.with_token("garbage");
+    assert!(
+        garbage
+            .conversations()
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Unauthorized)
+    );
+    let token = sur.api.token().unwrap().as_str().to_owned();
+    let mut forged = token.clone();
+    let last = forged.pop().unwrap();
+    forged.push(if last == 'A' { 'B' } else { 'A' });
+    assert!(
+        anon.with_token(forged.as_str())
+            .conversations()
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Unauthorized)
+    );
+    let foreign = quietline_server::auth::jwt::Keys::new(&[9; 32], &[], 300)
+        .unwrap()
+        .issue(
+            quietline_server::auth::jwt::Subject::Survivor {
+                device: sur.device_id,
+            },
+            0,
+            s.clock_now(),
+        )
+        .unwrap();
+    assert!(
+        anon.with_token(foreign.as_str())
+            .conversations()
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Unauthorized)
+    );
+    let raw = anon
+        .raw(
+            RawRequest::get("/v1/conversations")
+                .header("authorization", "Basic dXNlcjpwYXNz")
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(raw.status, 401);
+    s.clock.advance(3601);
+    assert!(
+        sur.api
+            .conversations()
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Unauthorized),
+        "expired"
+    );
+
+    // A revoked member's tokens die at once.
+    let fresh = s
+        .login(
+            "hotline",
+            "ana",
+            &a.password,
+            &a.totp_uri,
+            Some(a.device_id),
+        )
+        .await
+        .unwrap();
+    let a_api = Api::new(&s.base)
+        .unwrap()
+        .with_token(fresh.tokens.access_token.as_str());
+    a_api.set_duty(false).await.unwrap();
+    let m = s
+        .store()
+        .member_by_handle("hotline", "ana")
+        .await
+        .unwrap()
+        .unwrap();
+    s.store().revoke_member(&m.id).await.unwrap();
+    assert!(
+        a_api
+            .set_duty(true)
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Unauthorized)
+    );
+    assert!(
+        s.login("hotline", "ana", &a.password, &a.totp_uri, None)
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Unauthorized)
+    );
+    let _ = Duty { on_duty: true };
+    s.stop().await;
+}
+
+quietline_tests::on_both!(
+    refresh_token_reuse_revokes_the_whole_family,
+    members_sign_in_with_password_and_totp_and_failures_back_off,
+    enrolment_tokens_work_once_and_passwords_must_be_long,
+    authorization_matrix,
+);

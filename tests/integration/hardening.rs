@@ -1,0 +1,190 @@
+//! Bad input is refused cleanly with one error shape and changes nothing; headers carry no
+//! product name; the API description lists the routes.
+
+use quietline_client::RawRequest;
+use quietline_proto::wire::{OpenConversation, Role};
+use quietline_proto::{ErrorBody, ErrorCode};
+use quietline_tests::*;
+use serde_json::json;
+
+fn assert_error_shape(status: u16, body: &[u8], expected: ErrorCode) {
+    let parsed: ErrorBody = serde_json::from_slice(body).unwrap_or_else(|_| {
+        panic!(
+            "status {status}: not the error shape: {}",
+            String::from_utf8_lossy(body)
+        )
+    });
+    assert_eq!(parsed.error.code, expected, "status {status}");
+    assert_eq!(status, expected.status());
+    let text = String::from_utf8_lossy(body).to_lowercase();
+    assert!(!text.contains("quietline") && !text.contains("panick") && !text.contains("sqlx"));
+}
+
+async fn malformed_oversize_and_wrong_bucket_bodies_are_refused_and_store_nothing(
+    backend: Backend,
+) {
+    let s = TestServer::start_with(backend, |c| c.max_body_bytes = 256 * 1024).await;
+    s.create_org("hotline").await;
+    let a = s.member("hotline", "ana", Role::Advocate).await;
+    a.api.set_duty(true).await.unwrap();
+    let sur = s.survivor().await;
+    let conv = sur
+        .api
+        .open_conversation("hotline", &OpenConversation::default())
+        .await
+        .unwrap()
+        .conversation
+        .id;
+    let path = format!("/v1/conversations/{conv}/messages");
+    let b64 = |n: usize| quietline_proto::b64::encode(&vec![1u8; n]);
+    let cases: Vec<(RawRequest, ErrorCode)> = vec![
+        (RawRequest::post(&path).json_bytes(b"{not json".to_vec()), ErrorCode::BadRequest),
+        (RawRequest::post(&path).json_bytes(b"[]".to_vec()), ErrorCode::BadRequest),
+        (RawRequest::post(&path).body(b"{}".to_vec()), ErrorCode::UnsupportedMediaType),
+        (RawRequest::post(&path).json(&json!({"message_id": "short", "envelopes": []})), ErrorCode::BadRequest),
+        (
+            RawRequest::post(&path).json(&json!({"message_id": random_id().to_string(), "envelopes": [], "sender_ip": "1.2.3.4"})),
+            ErrorCode::BadRequest,
+        ),
+        (
+            RawRequest::post(&path).json(&json!({"message_id": random_id().to_string(),
+                "envelopes": [{"device_id": a.device_id.to_string(), "ciphertext": b64(1000)}]})),
+            ErrorCode::BadEnvelopeSize,
+        ),
+        (
+            RawRequest::post(&path).json(&json!({"message_id": random_id().to_string(),
+                "envelopes": [{"device_id": a.device_id.to_string(), "ciphertext": b64(1025)}]})),
+            ErrorCode::BadEnvelopeSize,
+        ),
+        (
+            RawRequest::post(&path).json(&json!({"message_id": random_id().to_string(),
+                "envelopes": [{"device_id": a.device_id.to_string(), "ciphertext": "not base64!"}]})),
+            ErrorCode::BadRequest,
+        ),
+        (
+            RawRequest::post(&path).json(&json!({"message_id": random_id().to_string(),
+                "envelopes": [{"device_id": a.device_id.to_string(), "ciphertext": b64(300 * 1024)}]})),
+            ErrorCode::PayloadTooLarge,
+        ),
+        (RawRequest::post("/v1/conversations/not-an-id/messages").json(&json!({})), ErrorCode::NotFound),
+        (RawRequest::post("/v1/devices").json(&json!({"keys": {"identity_key": "AAAA"}})), ErrorCode::BadRequest),
+        (RawRequest::get("/v1/no/such/route"), ErrorCode::NotFound),
+        (RawRequest::new(quietline_client::Method::DELETE, "/v1/messages"), ErrorCode::MethodNotAllowed),
+    ];
+    for (req, expected) in cases {
+        let r = sur.api.raw(req).await.unwrap();
+        assert_error_shape(r.status, &r.body, expected);
+        assert_eq!(r.headers.get("cache-control").unwrap(), "no-store");
+    }
+    assert_eq!(
+        s.store().count_envelopes(&a.device_id.0).await.unwrap(),
+        0,
+        "nothing stored"
+    );
+    // Registration without, with a wrong, and with a reused proof of work.
+    let keys = fake_keys(1);
+    let anon = s.api();
+    let no_pow = anon
+        .register_device(&quietline_proto::wire::RegisterDevice {
+            pow: None,
+            keys: keys.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert!(no_pow.is(ErrorCode::InvalidProofOfWork));
+    let challenge = anon.challenge().await.unwrap();
+    let solution = quietline_client::solve_challenge(challenge).await.unwrap();
+    let wrong = quietline_proto::wire::PowSolution {
+        challenge: solution.challenge.clone(),
+        nonce: solution.nonce.wrapping_add(1),
+    };
+    let _ = anon
+        .register_device(&quietline_proto::wire::RegisterDevice {
+            pow: Some(wrong),
+            keys: keys.clone(),
+        })
+        .await;
+    let reused = anon
+        .register_device(&quietline_proto::wire::RegisterDevice {
+            pow: Some(solution),
+            keys,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        reused.is(ErrorCode::InvalidProofOfWork),
+        "a challenge is spent by any attempt"
+    );
+    // The server still serves.
+    sur.api.conversations().await.unwrap();
+    s.stop().await;
+}
+
+async fn headers_carry_no_product_name_and_api_responses_are_not_cached(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    for path in ["/healthz", "/readyz", "/v1/openapi.json", "/v1/nothing"] {
+        let r = s.api().raw(RawRequest::get(path)).await.unwrap();
+        assert!(r.headers.get("server").is_none());
+        for (name, value) in r.headers.iter() {
+            let text = format!("{name}: {}", value.to_str().unwrap_or_default()).to_lowercase();
+            assert!(
+                !text.contains("quietline") && !text.contains("axum") && !text.contains("hyper"),
+                "{text}"
+            );
+        }
+        assert_eq!(r.headers.get("cache-control").unwrap(), "no-store");
+        assert_eq!(r.headers.get("x-content-type-options").unwrap(), "nosniff");
+    }
+    s.stop().await;
+}
+
+async fn openapi_lists_the_relay_routes(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let r = s
+        .api()
+        .raw(RawRequest::get("/v1/openapi.json"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    for route in [
+        "/healthz",
+        "/readyz",
+        "/v1/devices/challenge",
+        "/v1/devices",
+        "/v1/auth/login",
+        "/v1/auth/refresh",
+        "/v1/auth/logout",
+        "/v1/auth/enroll",
+        "/v1/devices/me/prekeys",
+        "/v1/devices/{id}/bundle",
+        "/v1/orgs/{code}/conversations",
+        "/v1/conversations",
+        "/v1/conversations/{id}",
+        "/v1/conversations/{id}/claim",
+        "/v1/conversations/{id}/transfer",
+        "/v1/conversations/{id}/close",
+        "/v1/conversations/{id}/recipients",
+        "/v1/conversations/{id}/messages",
+        "/v1/messages",
+        "/v1/messages/ack",
+        "/v1/stream",
+        "/v1/members/me/duty",
+        "/v1/org/settings",
+        "/v1/org/invites",
+    ] {
+        assert!(
+            paths.contains_key(route),
+            "{route} missing from the OpenAPI document"
+        );
+    }
+    assert!(s.api().readyz().await.is_ok());
+    s.stop().await;
+}
+
+quietline_tests::on_both!(
+    malformed_oversize_and_wrong_bucket_bodies_are_refused_and_store_nothing,
+    headers_carry_no_product_name_and_api_responses_are_not_cached,
+    openapi_lists_the_relay_routes,
+);
