@@ -447,6 +447,74 @@ pub struct Acked {
     pub deleted: u32,
 }
 
+// ---------------------------------------------------------------- quick exit
+
+/// What `POST /v1/exit` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ExitMode {
+    /// Revoke the device's tokens, hold deliveries, tell the advocate "left quickly".
+    Hide,
+    /// Delete everything tied to the device, now.
+    Wipe,
+    /// Wipe, and silently alert the advocate: possible duress.
+    Duress,
+}
+
+/// `POST /v1/exit`, authorised by the device's exit token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ExitRequest {
+    pub mode: ExitMode,
+}
+
+/// The one answer of `POST /v1/exit`, whatever happened (same status, same size).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Exited {
+    /// Always `ok`.
+    pub status: String,
+}
+
+/// `POST /v1/exit/return`: come back after `hide`, authorised by the exit token plus a fresh
+/// proof-of-work; returns new tokens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ReturnRequest {
+    pub pow: PowSolution,
+}
+
+// ---------------------------------------------------------------- wake signals
+
+/// One weekly window, in the device's own local time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SafeWindow {
+    /// 0 = Monday ... 6 = Sunday.
+    pub day: u8,
+    /// Minutes after local midnight, 0..1440.
+    pub start_minute: u16,
+    /// Minutes after local midnight, start_minute < end_minute <= 1440.
+    pub end_minute: u16,
+}
+
+/// `PUT /v1/devices/me/push`: where and when the server may send content-free wake signals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PushRegistration {
+    /// A plain HTTPS URL (UnifiedPush or Web Push gateway endpoint) that takes an empty POST.
+    pub endpoint: String,
+    /// The device's offset from UTC in minutes (its own time zone), -840..=840.
+    pub utc_offset_minutes: i32,
+    /// Wake signals are sent only inside these windows; empty means never.
+    pub safe_hours: Vec<SafeWindow>,
+}
+
 // ---------------------------------------------------------------- stream
 
 /// Frames the server sends on `GET /v1/stream` (JSON text frames).

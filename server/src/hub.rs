@@ -49,15 +49,15 @@ impl Hub {
     }
 
     fn each(&self, device: &Id, f: impl Fn(&Listener)) {
-        if let Ok(mut map) = self.listeners.lock() {
-            if let Some(list) = map.get_mut(device) {
-                list.retain(|w| w.strong_count() > 0);
-                for l in list.iter().filter_map(Weak::upgrade) {
-                    f(&l);
-                }
-                if list.is_empty() {
-                    map.remove(device);
-                }
+        if let Ok(mut map) = self.listeners.lock()
+            && let Some(list) = map.get_mut(device)
+        {
+            list.retain(|w| w.strong_count() > 0);
+            for l in list.iter().filter_map(Weak::upgrade) {
+                f(&l);
+            }
+            if list.is_empty() {
+                map.remove(device);
             }
         }
     }

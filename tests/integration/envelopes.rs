@@ -221,7 +221,7 @@ async fn stale_recipient_list_gets_409_with_the_current_list(backend: Backend) {
         .unwrap_err();
     assert_eq!(err.status(), Some(409));
     assert!(err.is(ErrorCode::StaleRecipients));
-    let mut expected = vec![a.device_id, b.device_id];
+    let mut expected = [a.device_id, b.device_id];
     expected.sort();
     assert_eq!(err.stale_recipients().unwrap(), &expected[..]);
     assert_eq!(

@@ -137,13 +137,14 @@ pub struct Survivor {
 }
 
 pub fn test_config() -> Config {
-    let mut c = Config::default();
-    c.listen = "127.0.0.1:0".into();
-    c.admin_listen = String::new();
-    c.pow_bits = 4;
-    c.access_token_ttl_secs = 3600;
-    c.log_level = std::env::var("QUIETLINE_TEST_LOG").unwrap_or_else(|_| "warn".into());
-    c
+    Config {
+        listen: "127.0.0.1:0".into(),
+        admin_listen: String::new(),
+        pow_bits: 4,
+        access_token_ttl_secs: 3600,
+        log_level: std::env::var("QUIETLINE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+        ..Config::default()
+    }
 }
 
 impl TestServer {

@@ -94,10 +94,8 @@ pub async fn open(
     let Caller::Survivor { device } = caller else {
         return Err(Error::forbidden());
     };
-    if let Some(l) = &req.language {
-        if !valid_language(l) {
-            return Err(Error::bad_request());
-        }
+    if req.language.as_deref().is_some_and(|l| !valid_language(l)) {
+        return Err(Error::bad_request());
     }
     if code.len() > 64 {
         return Err(Error::not_found());
