@@ -7,5 +7,6 @@
 mod auth;
 mod conversations;
 mod durability;
+mod e2e;
 mod envelopes;
 mod hardening;

@@ -251,19 +251,14 @@ impl TestServer {
             .unwrap();
     }
 
-    /// Invite, enrol, log in and register a device for a new member of `org`.
-    pub async fn member(&self, org: &str, handle: &str, role: Role) -> Member {
-        let o = self
-            .store()
-            .org_by_code(org)
-            .await
-            .unwrap()
-            .expect("org exists");
+    /// Invite, enrol and log in a new member of `org`; returns a client holding the member
+    /// (not device) access token, and the member's credentials.
+    pub async fn enrolled_member(&self, org: &str, handle: &str, role: Role) -> (Api, Member) {
+        let o = self.store().org_by_code(org).await.unwrap().expect("org exists");
         let org_id = Id::from_slice(&o.id).unwrap();
-        let invited =
-            quietline_server::service::members::invite_in_org(&self.state, org_id, handle, role)
-                .await
-                .unwrap();
+        let invited = quietline_server::service::members::invite_in_org(&self.state, org_id, handle, role)
+            .await
+            .unwrap();
         let api = self.api();
         let password = format!("pw-{}-long-enough", handle);
         let enrolled = api
@@ -273,25 +268,35 @@ impl TestServer {
             })
             .await
             .unwrap();
-        let logged = self
-            .login(org, handle, &password, &enrolled.totp_uri, None)
-            .await
-            .unwrap();
+        let logged = self.login(org, handle, &password, &enrolled.totp_uri, None).await.unwrap();
         let member_api = api.with_token(logged.tokens.access_token.as_str());
-        let reg = member_api
-            .register_member_device(fake_keys(20))
-            .await
-            .unwrap();
-        Member {
+        let member = Member {
             handle: handle.into(),
             member_id: enrolled.member_id,
-            device_id: reg.device_id,
+            device_id: Id([0; 16]),
             role,
-            api: api.with_token(reg.tokens.access_token.as_str()),
-            refresh_token: reg.tokens.refresh_token,
+            api: member_api.clone(),
+            refresh_token: logged.tokens.refresh_token,
             totp_uri: enrolled.totp_uri,
             password,
-        }
+        };
+        (member_api, member)
+    }
+
+    /// Invite, enrol, log in and register a device for a new member of `org`.
+    pub async fn member(&self, org: &str, handle: &str, role: Role) -> Member {
+        let (member_api, mut member) = self.enrolled_member(org, handle, role).await;
+        let reg = member_api.register_member_device(fake_keys(20)).await.unwrap();
+        member.device_id = reg.device_id;
+        member.api = self.api().with_token(reg.tokens.access_token.as_str());
+        member.refresh_token = reg.tokens.refresh_token;
+        member
+    }
+
+    /// A second server on the same database (another replica), with its own clock.
+    pub async fn replica(&self) -> TestServer {
+        let config = self.state.config.clone();
+        Self::boot(config, self.backend, None, None).await
     }
 
     /// The current TOTP code for an enrolled member, at the server's clock.
