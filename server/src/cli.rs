@@ -126,17 +126,23 @@ pub fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout();
+    run_to(cli, &mut out).await
+}
+
+/// Run a command, writing its output to `out` (tests capture it).
+pub async fn run_to(cli: Cli, out: &mut (dyn Write + Send)) -> anyhow::Result<ExitCode> {
     let config = load_config(cli.config.as_deref())?;
     match cli.command {
         Command::Config {
             command: ConfigCommand::Example,
         } => {
-            print!("{}", Config::example());
+            write!(out, "{}", Config::example())?;
         }
         Command::Config {
             command: ConfigCommand::Show,
         } => {
-            println!("{}", toml::to_string(&config)?);
+            writeln!(out, "{}", toml::to_string(&config)?)?;
         }
         Command::Healthcheck => return Ok(healthcheck(&config)),
         Command::Serve => {
@@ -150,7 +156,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => {
             let state = AppState::new(config, Arc::new(SystemClock)).await?;
             state.store.close().await;
-            println!("migrations applied");
+            writeln!(out, "migrations applied")?;
         }
         Command::Backup { path } => {
             if path.exists() {
@@ -161,11 +167,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bail!("backup is for SQLite; for PostgreSQL use pg_dump (see docs/OPERATIONS.md)");
             }
             state.store.close().await;
-            println!("backup written to {}", path.display());
+            writeln!(out, "backup written to {}", path.display())?;
         }
         Command::Admin { command } => {
             let state = AppState::new(config, Arc::new(SystemClock)).await?;
-            let result = admin(&state, command).await;
+            let result = admin(&state, command, out).await;
             state.store.close().await;
             result?;
         }
@@ -173,7 +179,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn admin(state: &AppState, command: AdminCommand) -> anyhow::Result<()> {
+async fn admin(
+    state: &AppState,
+    command: AdminCommand,
+    out: &mut (dyn Write + Send),
+) -> anyhow::Result<()> {
     match command {
         AdminCommand::Org {
             command: OrgCommand::Create { code, name },
@@ -199,7 +209,7 @@ async fn admin(state: &AppState, command: AdminCommand) -> anyhow::Result<()> {
                     }
                     other => other.into(),
                 })?;
-            println!("organisation {code} created");
+            writeln!(out, "organisation {code} created")?;
         }
         AdminCommand::Member {
             command: MemberCommand::Invite { org, handle, role },
@@ -214,7 +224,7 @@ async fn admin(state: &AppState, command: AdminCommand) -> anyhow::Result<()> {
             let invited = crate::service::members::invite_in_org(state, org_id, &handle, role)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot invite: {}", e.code.default_message()))?;
-            println!("{}", invited.token);
+            writeln!(out, "{}", invited.token)?;
             eprintln!(
                 "one-time enrolment token for {handle} printed above; it expires in {} hours",
                 invited.expires_in / 3600
@@ -235,14 +245,14 @@ async fn admin(state: &AppState, command: AdminCommand) -> anyhow::Result<()> {
                 .filter_map(|d| quietline_proto::Id::from_slice(d))
                 .collect();
             crate::service::events::close_streams(state, &ids).await;
-            println!("member {handle} revoked");
+            writeln!(out, "member {handle} revoked")?;
         }
     }
     Ok(())
 }
 
 /// Plain HTTP/1.1 GET of /healthz on the configured address, without an HTTP client.
-fn healthcheck(config: &Config) -> ExitCode {
+pub fn healthcheck(config: &Config) -> ExitCode {
     let addr = config
         .listen
         .replace("0.0.0.0", "127.0.0.1")

@@ -31,7 +31,10 @@ async fn encrypted_conversation_and_the_database_never_holds_plaintext(backend: 
     advocate.api().await.unwrap().set_duty(true).await.unwrap();
 
     let mut survivor = SecureClient::register_survivor(&s.api()).await.unwrap();
-    let opened = survivor.open_conversation("hotline", &OpenConversation::default()).await.unwrap();
+    let opened = survivor
+        .open_conversation("hotline", &OpenConversation::default())
+        .await
+        .unwrap();
     let conv = opened.conversation.id;
     let sent = survivor.send_text(conv, FIRST).await.unwrap();
     assert_eq!(sent.devices, vec![advocate.device_id()]);
@@ -42,7 +45,12 @@ async fn encrypted_conversation_and_the_database_never_holds_plaintext(backend: 
         let hex_needle = hex(needle.as_bytes());
         let b64_needle = quietline_proto::b64::encode(needle.as_bytes());
         for (table, row) in &dump {
-            assert!(!row.contains(needle) && !row.contains(&hex_needle) && !row.contains(&b64_needle[..20]), "plaintext in {table}");
+            assert!(
+                !row.contains(needle)
+                    && !row.contains(&hex_needle)
+                    && !row.contains(&b64_needle[..20]),
+                "plaintext in {table}"
+            );
         }
     }
 
@@ -57,11 +65,14 @@ async fn encrypted_conversation_and_the_database_never_holds_plaintext(backend: 
     let mut stream = survivor.connect().await.unwrap();
     advocate.send_text(conv, LIVE).await.unwrap();
     let live = loop {
-        let next = tokio::time::timeout(std::time::Duration::from_secs(10), survivor.next(&mut stream))
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        let next = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            survivor.next(&mut stream),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
         if let Incoming::Message(m) = next {
             break m;
         }
@@ -93,20 +104,38 @@ async fn live_delivery_crosses_replicas(backend: Backend) {
         Backend::Sqlite => None,
     };
     let stream_base = b.as_ref().map_or(a.base.clone(), |b| b.base.clone());
-    let adv_on_b = quietline_client::Api::new(&stream_base).unwrap().with_token(adv.api.token().unwrap().clone());
+    let adv_on_b = quietline_client::Api::new(&stream_base)
+        .unwrap()
+        .with_token(adv.api.token().unwrap().clone());
     let mut stream = adv_on_b.stream().await.unwrap();
     let sur = a.survivor().await;
-    let conv = sur.api.open_conversation("hotline", &OpenConversation::default()).await.unwrap().conversation.id;
+    let conv = sur
+        .api
+        .open_conversation("hotline", &OpenConversation::default())
+        .await
+        .unwrap()
+        .conversation
+        .id;
     let mid = random_id();
     sur.api
-        .send(conv, &quietline_proto::wire::SendMessage {
-            message_id: mid,
-            envelopes: vec![quietline_proto::wire::OutgoingEnvelope { device_id: adv.device_id, ciphertext: opaque(1024) }],
-        })
+        .send(
+            conv,
+            &quietline_proto::wire::SendMessage {
+                message_id: mid,
+                envelopes: vec![quietline_proto::wire::OutgoingEnvelope {
+                    device_id: adv.device_id,
+                    ciphertext: opaque(1024),
+                }],
+            },
+        )
         .await
         .unwrap();
     let env = loop {
-        let f = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next()).await.expect("pushed live").unwrap().unwrap();
+        let f = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+            .await
+            .expect("pushed live")
+            .unwrap()
+            .unwrap();
         if let quietline_proto::wire::ServerFrame::Envelope(e) = f {
             break e;
         }

@@ -254,11 +254,17 @@ impl TestServer {
     /// Invite, enrol and log in a new member of `org`; returns a client holding the member
     /// (not device) access token, and the member's credentials.
     pub async fn enrolled_member(&self, org: &str, handle: &str, role: Role) -> (Api, Member) {
-        let o = self.store().org_by_code(org).await.unwrap().expect("org exists");
-        let org_id = Id::from_slice(&o.id).unwrap();
-        let invited = quietline_server::service::members::invite_in_org(&self.state, org_id, handle, role)
+        let o = self
+            .store()
+            .org_by_code(org)
             .await
-            .unwrap();
+            .unwrap()
+            .expect("org exists");
+        let org_id = Id::from_slice(&o.id).unwrap();
+        let invited =
+            quietline_server::service::members::invite_in_org(&self.state, org_id, handle, role)
+                .await
+                .unwrap();
         let api = self.api();
         let password = format!("pw-{}-long-enough", handle);
         let enrolled = api
@@ -268,7 +274,10 @@ impl TestServer {
             })
             .await
             .unwrap();
-        let logged = self.login(org, handle, &password, &enrolled.totp_uri, None).await.unwrap();
+        let logged = self
+            .login(org, handle, &password, &enrolled.totp_uri, None)
+            .await
+            .unwrap();
         let member_api = api.with_token(logged.tokens.access_token.as_str());
         let member = Member {
             handle: handle.into(),
@@ -286,7 +295,10 @@ impl TestServer {
     /// Invite, enrol, log in and register a device for a new member of `org`.
     pub async fn member(&self, org: &str, handle: &str, role: Role) -> Member {
         let (member_api, mut member) = self.enrolled_member(org, handle, role).await;
-        let reg = member_api.register_member_device(fake_keys(20)).await.unwrap();
+        let reg = member_api
+            .register_member_device(fake_keys(20))
+            .await
+            .unwrap();
         member.device_id = reg.device_id;
         member.api = self.api().with_token(reg.tokens.access_token.as_str());
         member.refresh_token = reg.tokens.refresh_token;
