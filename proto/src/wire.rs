@@ -64,7 +64,7 @@ pub struct LogoutRequest {
 pub struct Challenge {
     /// 32 random bytes; single use.
     pub challenge: Bytes,
-    /// Required leading zero bits (see `quietline_proto::pow`).
+    /// Required leading zero bits of SHA-256(label || challenge || nonce as u64 LE).
     pub bits: u8,
     /// Seconds until the challenge expires.
     pub expires_in: u64,

@@ -8,7 +8,7 @@ use quietline_tests::*;
 use serde_json::json;
 
 fn assert_error_shape(status: u16, body: &[u8], expected: ErrorCode) {
-    let parsed: ErrorBody = serde_json::from_slice(body).unwrap_or_else(|_| {
+    let parsed: ErrorBody = serde_json::from_slice(body.trim_ascii_end()).unwrap_or_else(|_| {
         panic!(
             "status {status}: not the error shape: {}",
             String::from_utf8_lossy(body)
@@ -68,7 +68,6 @@ async fn malformed_oversize_and_wrong_bucket_bodies_are_refused_and_store_nothin
         ),
         (RawRequest::post("/v1/conversations/not-an-id/messages").json(&json!({})), ErrorCode::NotFound),
         (RawRequest::post("/v1/devices").json(&json!({"keys": {"identity_key": "AAAA"}})), ErrorCode::BadRequest),
-        (RawRequest::get("/v1/no/such/route"), ErrorCode::NotFound),
         (RawRequest::new(quietline_client::Method::DELETE, "/v1/messages"), ErrorCode::MethodNotAllowed),
     ];
     for (req, expected) in cases {
@@ -183,7 +182,72 @@ async fn openapi_lists_the_relay_routes(backend: Backend) {
     s.stop().await;
 }
 
+async fn disguise_prefix_padding_and_static_404(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| c.route_prefix = "/static/x7k2".into()).await;
+    s.create_org("hotline").await;
+    let a = s.member("hotline", "ana", Role::Advocate).await; // works through the prefix
+    a.api.set_duty(true).await.unwrap();
+    let sur = s.survivor().await;
+    let opened = sur
+        .api
+        .open_conversation("hotline", &OpenConversation::default())
+        .await
+        .unwrap();
+    assert_eq!(opened.recipients.len(), 1);
+    let bare = quietline_client::Api::new(&s.base).unwrap();
+    let mut not_found = Vec::new();
+    for path in [
+        "/v1/devices/challenge",
+        "/static/x7k2/v1/nothing",
+        "/static/x7k2",
+        "/",
+        "/index.html",
+        "/static/x7k2/v1/openapi.jsonx",
+    ] {
+        let r = bare.raw(RawRequest::post(path)).await.unwrap();
+        assert_eq!(r.status, 404, "{path}");
+        assert!(
+            r.headers
+                .get("content-type")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        not_found.push(r.body);
+    }
+    assert!(
+        not_found.windows(2).all(|w| w[0] == w[1]),
+        "every unknown path gets the same page"
+    );
+    // Every JSON body is padded to a multiple of 512 bytes and names no product.
+    let prefixed = s.api();
+    for req in [
+        RawRequest::get("/v1/openapi.json"),
+        RawRequest::post("/v1/devices/challenge"),
+        RawRequest::get("/v1/conversations"),
+        RawRequest::get(format!("/v1/conversations/{}", opened.conversation.id)),
+    ] {
+        let r = sur.api.raw(req).await.unwrap();
+        assert_eq!(r.body.len() % 512, 0, "padded");
+        assert!(
+            !String::from_utf8_lossy(&r.body)
+                .to_lowercase()
+                .contains("quietline")
+        );
+        let _: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    }
+    let r = prefixed
+        .raw(RawRequest::get("/v1/conversations"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 401);
+    assert_eq!(r.body.len() % 512, 0, "errors are padded too");
+    s.stop().await;
+}
+
 quietline_tests::on_both!(
+    disguise_prefix_padding_and_static_404,
     malformed_oversize_and_wrong_bucket_bodies_are_refused_and_store_nothing,
     headers_carry_no_product_name_and_api_responses_are_not_cached,
     openapi_lists_the_relay_routes,

@@ -28,6 +28,42 @@ const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("permissions-policy", "interest-cohort=()"),
 ];
 
+/// Marks the disguised "no such page" answer, which must stay as it is.
+#[derive(Clone, Copy, Debug)]
+pub struct StaticNotFound;
+
+/// The answer for a path that is no route: what any static web server says, so probing
+/// paths under (or outside) the route prefix reveals nothing about what runs here
+/// (DESIGN.md §7, disguise).
+pub async fn static_not_found() -> Response {
+    const PAGE: &str = "<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head>\n\
+<body><h1>Not Found</h1><p>The requested URL was not found on this server.</p></body></html>\n";
+    let mut r = (
+        axum::http::StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        PAGE,
+    )
+        .into_response();
+    r.extensions_mut().insert(StaticNotFound);
+    r
+}
+
+/// Pad a JSON body with trailing spaces (valid JSON whitespace) to a multiple of
+/// `RESPONSE_PAD_QUANTUM`, so response sizes fall into buckets (DESIGN.md §7, disguise).
+async fn pad_json(response: Response) -> Response {
+    use quietline_proto::padding::RESPONSE_PAD_QUANTUM;
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
+        return Error::new(quietline_proto::ErrorCode::Internal).into_response();
+    };
+    let padded_len = bytes.len().div_ceil(RESPONSE_PAD_QUANTUM).max(1) * RESPONSE_PAD_QUANTUM;
+    let mut padded = Vec::with_capacity(padded_len);
+    padded.extend_from_slice(&bytes);
+    padded.resize(padded_len, b' ');
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(padded))
+}
+
 /// Outermost layer: log, then make every error response ours and add the headers.
 pub async fn finish(req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -43,13 +79,21 @@ pub async fn finish(req: Request, next: Next) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if (status.is_client_error() || status.is_server_error()) && !is_json {
+    let disguised = response.extensions().get::<StaticNotFound>().is_some();
+    if (status.is_client_error() || status.is_server_error()) && !is_json && !disguised {
         let cause = response.extensions().get::<InternalCause>().cloned();
         response = Error::new(code_for_status(status)).into_response();
         *response.status_mut() = status;
         if let Some(c) = cause {
             response.extensions_mut().insert(c);
         }
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        response = pad_json(response).await;
     }
     let headers = response.headers_mut();
     headers.remove(header::SERVER);

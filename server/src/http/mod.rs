@@ -35,7 +35,7 @@ pub fn router(state: AppState) -> Router {
     } else {
         app.nest(&prefix, api)
     };
-    app.fallback(|| async { crate::error::Error::not_found() })
+    app.fallback(middleware::static_not_found)
         .layer(CatchPanicLayer::custom(middleware::panic_response))
         .layer(axum::middleware::from_fn(middleware::finish))
         .layer(SetSensitiveRequestHeadersLayer::new([
