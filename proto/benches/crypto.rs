@@ -125,5 +125,57 @@ fn bench_decode(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_x3dh, bench_ratchet, bench_decode);
+/// The primitives alone, on this machine, to read the figures above against.
+fn bench_primitives(c: &mut Criterion) {
+    use chacha20poly1305::aead::AeadInPlace;
+    use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce};
+    use hkdf::Hkdf;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+    use x25519_dalek::{PublicKey, StaticSecret};
+
+    let mut group = c.benchmark_group("primitives");
+    let secret = StaticSecret::from([3u8; 32]);
+    let public = PublicKey::from(&StaticSecret::from([4u8; 32]));
+    group.bench_function("x25519", |bench| {
+        bench.iter(|| black_box(&secret).diffie_hellman(black_box(&public)))
+    });
+    group.bench_function("x25519_public_from_secret", |bench| {
+        bench.iter(|| PublicKey::from(black_box(&secret)))
+    });
+    group.bench_function("hmac_sha256_32B", |bench| {
+        bench.iter(|| {
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(black_box(&[1u8; 32])).unwrap();
+            mac.update(&[1]);
+            mac.finalize()
+        })
+    });
+    group.bench_function("hkdf_sha256_44B", |bench| {
+        bench.iter(|| {
+            let mut out = [0u8; 44];
+            Hkdf::<Sha256>::new(Some(&[0u8; 32]), black_box(&[1u8; 32]))
+                .expand(b"Quietline_MsgKeys_v1", &mut out)
+                .unwrap();
+            out
+        })
+    });
+    let cipher = ChaCha20Poly1305::new(&[9u8; 32].into());
+    let mut buf = vec![0u8; 1024 - 42 - 16];
+    group.bench_function("chacha20poly1305_966B", |bench| {
+        bench.iter(|| {
+            cipher
+                .encrypt_in_place_detached(Nonce::from_slice(&[0; 12]), &[0; 187], &mut buf)
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_primitives,
+    bench_x3dh,
+    bench_ratchet,
+    bench_decode
+);
 criterion_main!(benches);

@@ -9,6 +9,7 @@ use super::labels;
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use std::sync::OnceLock;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
@@ -61,27 +62,46 @@ pub(crate) fn kdf_rk(rk: &Key, dh_out: &Key) -> Result<(Key, Key), CryptoError> 
 }
 
 /// `KDF_CK(ck)`: message key = HMAC-SHA256(ck, 0x01), next chain key = HMAC-SHA256(ck, 0x02)
-/// (Double Ratchet §5.2). Returns `(next chain key, message key)`.
+/// (Double Ratchet §5.2). Returns `(next chain key, message key)`. The keyed HMAC state is
+/// computed once and cloned for the two outputs.
 pub(crate) fn kdf_ck(ck: &Key) -> (Key, Key) {
-    (hmac_byte(ck, 0x02), hmac_byte(ck, 0x01))
+    let mut next = key([0; 32]);
+    let mut mk = key([0; 32]);
+    // HMAC takes a key of any length, so `new_from_slice` cannot fail here; the `if let`
+    // keeps the no-panic rule without an unreachable branch.
+    if let Ok(keyed) = <HmacSha256 as Mac>::new_from_slice(ck.as_ref()) {
+        let mut m = keyed.clone();
+        m.update(&[0x01]);
+        mk.copy_from_slice(&m.finalize().into_bytes());
+        let mut c = keyed;
+        c.update(&[0x02]);
+        next.copy_from_slice(&c.finalize().into_bytes());
+    }
+    (next, mk)
 }
 
-fn hmac_byte(k: &Key, byte: u8) -> Key {
-    // HMAC takes a key of any length, so `new_from_slice` cannot fail here; the fallback
-    // keeps the no-panic rule without an unreachable branch that could be hit.
-    let mut out = key([0; 32]);
-    if let Ok(mut mac) = HmacSha256::new_from_slice(k.as_ref()) {
-        mac.update(&[byte]);
-        out.copy_from_slice(&mac.finalize().into_bytes());
-    }
-    out
+/// HMAC-SHA256 keyed with 32 zero bytes, the salt of HKDF-Extract for message keys; the key
+/// schedule is the same for every message, so it is computed once.
+fn zero_salt_hmac() -> Option<&'static HmacSha256> {
+    static ZERO_SALT: OnceLock<Option<HmacSha256>> = OnceLock::new();
+    ZERO_SALT
+        .get_or_init(|| <HmacSha256 as Mac>::new_from_slice(&[0u8; 32]).ok())
+        .as_ref()
 }
 
 /// The AEAD key and nonce of one message: `HKDF(salt = 0^32, IKM = mk, info)` → 32-byte
 /// ChaCha20-Poly1305 key and 12-byte nonce. Each message key is used for exactly one
 /// message, so a derived nonce never repeats under its key.
+///
+/// This is plain RFC 5869 HKDF: Extract is `HMAC(salt, IKM)` computed from the cached salt
+/// state, Expand is the `hkdf` crate's. (The `info` label is kept to at most 22 bytes so
+/// the second output block fits one SHA-256 block; both are cost, not security, choices.)
 pub(crate) fn message_keys(mk: &Key) -> Result<(Key, [u8; 12]), CryptoError> {
-    let hk = Hkdf::<Sha256>::new(Some(&[0u8; 32]), mk.as_ref());
+    let mut extract = zero_salt_hmac().ok_or(CryptoError::Malformed)?.clone();
+    extract.update(mk.as_ref());
+    let mut prk = key([0; 32]);
+    prk.copy_from_slice(&extract.finalize().into_bytes());
+    let hk = Hkdf::<Sha256>::from_prk(prk.as_ref()).map_err(|_| CryptoError::Malformed)?;
     let mut okm = Zeroizing::new([0u8; 44]);
     hk.expand(labels::MESSAGE_KEYS_INFO, okm.as_mut())
         .map_err(|_| CryptoError::Malformed)?;
@@ -96,6 +116,23 @@ pub(crate) fn message_keys(mk: &Key) -> Result<(Key, [u8; 12]), CryptoError> {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_keys_are_rfc5869_hkdf_with_zero_salt() {
+        let mk = key([0x5c; 32]);
+        let mut expected = [0u8; 44];
+        Hkdf::<Sha256>::new(Some(&[0u8; 32]), mk.as_ref())
+            .expand(labels::MESSAGE_KEYS_INFO, &mut expected)
+            .unwrap();
+        let (k, n) = message_keys(&mk).unwrap();
+        assert_eq!(&k[..], &expected[..32]);
+        assert_eq!(&n[..], &expected[32..]);
+        let mut direct = [0u8; 32];
+        let mut m = <HmacSha256 as Mac>::new_from_slice(mk.as_ref()).unwrap();
+        m.update(&[0x01]);
+        direct.copy_from_slice(&m.finalize().into_bytes());
+        assert_eq!(*kdf_ck(&mk).1, direct);
+    }
 
     #[test]
     fn chain_kdf_separates_message_and_chain_keys() {

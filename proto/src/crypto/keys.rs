@@ -161,6 +161,8 @@ fn signed_prekey_message(identity_dh: &[u8; 32], id: u32, public: &[u8; 32]) -> 
 pub struct IdentityKeyPair {
     dh: StaticSecret,
     signing: SigningKey,
+    /// Derived once: a base-point multiplication per use would double the cost of X3DH.
+    public: PublicIdentity,
 }
 
 impl std::fmt::Debug for IdentityKeyPair {
@@ -177,22 +179,31 @@ impl IdentityKeyPair {
     pub fn generate_with(rng: &mut dyn RandomSource) -> Result<Self, CryptoError> {
         let dh = StaticSecret::from(*random32(rng)?);
         let signing = SigningKey::from_bytes(&*random32(rng)?);
-        Ok(IdentityKeyPair { dh, signing })
+        Ok(Self::from_keys(dh, signing))
+    }
+
+    fn from_keys(dh: StaticSecret, signing: SigningKey) -> Self {
+        let public = PublicIdentity {
+            dh: PublicKey::from(&dh).to_bytes(),
+            signing: signing.verifying_key().to_bytes(),
+        };
+        IdentityKeyPair {
+            dh,
+            signing,
+            public,
+        }
     }
 
     /// Rebuild from the stored 32-byte X25519 secret and 32-byte Ed25519 seed.
     pub fn from_secret_bytes(dh: [u8; 32], signing_seed: [u8; 32]) -> Self {
-        IdentityKeyPair {
-            dh: StaticSecret::from(dh),
-            signing: SigningKey::from_bytes(&signing_seed),
-        }
+        Self::from_keys(
+            StaticSecret::from(dh),
+            SigningKey::from_bytes(&signing_seed),
+        )
     }
 
     pub fn public(&self) -> PublicIdentity {
-        PublicIdentity {
-            dh: PublicKey::from(&self.dh).to_bytes(),
-            signing: self.signing.verifying_key().to_bytes(),
-        }
+        self.public
     }
 
     pub(crate) fn dh_secret(&self) -> &StaticSecret {
@@ -206,8 +217,7 @@ impl IdentityKeyPair {
     }
 
     fn sign_prekey(&self, id: u32, public: &PublicKey) -> [u8; 64] {
-        let message =
-            signed_prekey_message(&PublicKey::from(&self.dh).to_bytes(), id, public.as_bytes());
+        let message = signed_prekey_message(&self.public.dh, id, public.as_bytes());
         self.sign(&message)
     }
 }

@@ -57,8 +57,9 @@ pub mod labels {
     pub const X3DH_INFO: &[u8] = b"Quietline_X3DH_v1";
     /// HKDF `info` of the root-key KDF (`KDF_RK`).
     pub const RATCHET_INFO: &[u8] = b"Quietline_Ratchet_v1";
-    /// HKDF `info` deriving a message's AEAD key and nonce from its message key.
-    pub const MESSAGE_KEYS_INFO: &[u8] = b"Quietline_MessageKeys_v1";
+    /// HKDF `info` deriving a message's AEAD key and nonce from its message key (at most 22
+    /// bytes, so HKDF-Expand's second block costs one SHA-256 compression).
+    pub const MESSAGE_KEYS_INFO: &[u8] = b"Quietline_MsgKeys_v1";
     /// Prefix of the message a device signs to vouch for its signed prekey.
     pub const SIGNED_PREKEY: &[u8] = b"Quietline_SignedPrekey_v1";
     /// Prefix of the hash input of a safety-number fingerprint.

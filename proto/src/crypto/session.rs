@@ -286,11 +286,13 @@ impl Session {
                 Tag::from_slice(tag),
             )
             .map_err(|_| CryptoError::DecryptFailed)?;
-        let plaintext = Zeroizing::new(unpad(&buf)?.to_vec());
+        let len = unpad(&buf)?.len();
         // Authenticated: now, and only now, the state moves.
         self.ratchet.apply(staged, now, rng)?;
         self.pending_prekey = None;
-        Ok(plaintext)
+        // The padding stays in the spare capacity, which `Zeroizing<Vec>` also wipes.
+        buf.truncate(len);
+        Ok(buf)
     }
 
     /// Forget skipped keys older than [`SKIPPED_MAX_AGE_SECS`] at `now` (Unix seconds).

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 VERSION = 1
 X3DH_INFO = b"Quietline_X3DH_v1"
 RATCHET_INFO = b"Quietline_Ratchet_v1"
-MESSAGE_KEYS_INFO = b"Quietline_MessageKeys_v1"
+MESSAGE_KEYS_INFO = b"Quietline_MsgKeys_v1"
 SIGNED_PREKEY_LABEL = b"Quietline_SignedPrekey_v1"
 BUCKETS = [1024, 4096, 16384, 65536]
 TAG = 16
