@@ -265,13 +265,21 @@ pub struct Invited {
     pub expires_in: u64,
 }
 
-/// `GET`/`PUT /v1/org/settings`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// `GET`/`PUT /v1/org/settings`. On `PUT`, an absent field stays as it is.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OrgSettings {
     /// Shown to a survivor who opens contact while nobody is on duty.
-    pub out_of_hours_message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out_of_hours_message: Option<String>,
+    /// Seconds an undelivered envelope is kept (default 7 days; capped by the operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope_ttl_secs: Option<u64>,
+    /// Seconds after its last activity an idle conversation is purged (default 30 days;
+    /// capped by the operator). Closed conversations are purged at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_ttl_secs: Option<u64>,
 }
 
 // ---------------------------------------------------------------- conversations

@@ -94,8 +94,13 @@ config_struct! {
     challenge_ttl_secs: u64 = 300;
     /// Lifetime of an enrolment invitation, in seconds.
     invite_ttl_secs: u64 = 7 * 24 * 3600;
-    /// Default lifetime of an undelivered envelope, in seconds (organisations may shorten it).
-    envelope_ttl_secs: u64 = 7 * 24 * 3600;
+    /// Lifetime of events (workflow and safety notices) not yet fetched, in seconds.
+    /// Undelivered envelopes live as long as their organisation sets (7 days by default).
+    event_ttl_secs: u64 = 7 * 24 * 3600;
+    /// Upper bound an organisation may set for undelivered envelopes, in seconds.
+    max_envelope_ttl_secs: u64 = 30 * 24 * 3600;
+    /// Upper bound an organisation may set for idle conversations, in seconds.
+    max_idle_ttl_secs: u64 = 90 * 24 * 3600;
     /// Most undelivered envelopes one device may hold; senders get `quota_exceeded` beyond it.
     device_quota: u32 = 5000;
     /// Most envelopes in one request (one per recipient device).

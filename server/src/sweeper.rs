@@ -6,7 +6,12 @@ use crate::app::AppState;
 use std::time::Duration;
 
 pub async fn sweep_once(state: &AppState) -> Result<crate::store::Swept, crate::store::StoreError> {
-    let swept = state.store.sweep(state.now()).await?;
+    let mut swept = state.store.sweep(state.now()).await?;
+    for conversation in state.store.idle_conversations(state.now()).await? {
+        if state.store.purge_conversation(&conversation).await? {
+            swept.idle_conversations += 1;
+        }
+    }
     if swept.envelopes > 0 {
         metrics::counter!("quietline_envelopes_expired_total").increment(swept.envelopes);
     }

@@ -14,7 +14,8 @@ async fn out_of_hours_contact_opens_and_is_woken_when_someone_comes_on_duty(back
     let sup = s.member("hotline", "sam", Role::Supervisor).await;
     sup.api
         .set_org_settings(&OrgSettings {
-            out_of_hours_message: "Call 911 in an emergency.".into(),
+            out_of_hours_message: Some("Call 911 in an emergency.".into()),
+            ..OrgSettings::default()
         })
         .await
         .unwrap();

@@ -11,3 +11,4 @@ mod durability;
 mod e2e;
 mod envelopes;
 mod hardening;
+mod retention;

@@ -54,25 +54,43 @@ pub async fn settings(state: &AppState, caller: Caller) -> Result<OrgSettings> {
         .await?
         .ok_or_else(Error::not_found)?;
     Ok(OrgSettings {
-        out_of_hours_message: o.out_of_hours_message,
+        out_of_hours_message: Some(o.out_of_hours_message),
+        envelope_ttl_secs: Some(o.envelope_ttl_secs.max(0) as u64),
+        idle_ttl_secs: Some(o.idle_ttl_secs.max(0) as u64),
     })
 }
 
-/// `PUT /v1/org/settings` (supervisors).
+/// `PUT /v1/org/settings` (supervisors). Lifetimes must be at least an hour and at most
+/// the operator's caps (`max_envelope_ttl_secs`, `max_idle_ttl_secs`).
 pub async fn set_settings(
     state: &AppState,
     caller: Caller,
     req: OrgSettings,
 ) -> Result<OrgSettings> {
     let (_, org) = supervisor(caller)?;
-    if req.out_of_hours_message.chars().count() > 2000 {
+    if req
+        .out_of_hours_message
+        .as_ref()
+        .is_some_and(|m| m.chars().count() > 2000)
+    {
+        return Err(Error::bad_request());
+    }
+    let within = |v: Option<u64>, max: u64| v.is_none_or(|v| (3600..=max).contains(&v));
+    if !within(req.envelope_ttl_secs, state.config.max_envelope_ttl_secs)
+        || !within(req.idle_ttl_secs, state.config.max_idle_ttl_secs)
+    {
         return Err(Error::bad_request());
     }
     state
         .store
-        .set_out_of_hours_message(&org.0, &req.out_of_hours_message)
+        .update_org_settings(
+            &org.0,
+            req.out_of_hours_message.as_deref(),
+            req.envelope_ttl_secs.map(|v| v as i64),
+            req.idle_ttl_secs.map(|v| v as i64),
+        )
         .await?;
-    Ok(req)
+    settings(state, caller).await
 }
 
 /// `POST /v1/org/invites` (supervisors); the CLI's `admin member invite` uses [`invite_in_org`].

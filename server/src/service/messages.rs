@@ -52,6 +52,15 @@ pub async fn send(
         return Err(Error::conflict());
     }
     let now = state.now();
+    // The organisation's retention, never above the operator's cap.
+    let org = state
+        .store
+        .org_by_id(&c.org_id)
+        .await?
+        .ok_or_else(Error::not_found)?;
+    let ttl = org
+        .envelope_ttl_secs
+        .clamp(60, state.config.max_envelope_ttl_secs as i64);
     let pairs: Vec<(Vec<u8>, Vec<u8>)> = req
         .envelopes
         .into_iter()
@@ -63,7 +72,7 @@ pub async fn send(
             &c.id,
             &req.message_id.0,
             &pairs,
-            now + state.config.envelope_ttl_secs as i64,
+            now + ttl,
             i64::from(state.config.device_quota),
         )
         .await?;

@@ -8,7 +8,11 @@ pub struct OrgRow {
     pub code: String,
     pub name: String,
     pub out_of_hours_message: String,
+    pub envelope_ttl_secs: i64,
+    pub idle_ttl_secs: i64,
 }
+
+const ORG_COLUMNS: &str = "id, code, name, out_of_hours_message, envelope_ttl_secs, idle_ttl_secs";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemberRow {
@@ -64,29 +68,46 @@ impl Store {
 
     pub async fn org_by_code(&self, code: &str) -> Result<Option<OrgRow>> {
         Ok(with_db!(self, read, |pool| {
-            sqlx::query_as("SELECT id, code, name, out_of_hours_message FROM orgs WHERE code = $1")
-                .bind(code)
-                .fetch_optional(pool)
-                .await?
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {ORG_COLUMNS} FROM orgs WHERE code = $1"
+            )))
+            .bind(code)
+            .fetch_optional(pool)
+            .await?
         }))
     }
 
     pub async fn org_by_id(&self, id: &[u8]) -> Result<Option<OrgRow>> {
         Ok(with_db!(self, read, |pool| {
-            sqlx::query_as("SELECT id, code, name, out_of_hours_message FROM orgs WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {ORG_COLUMNS} FROM orgs WHERE id = $1"
+            )))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
         }))
     }
 
-    pub async fn set_out_of_hours_message(&self, org: &[u8], message: &str) -> Result<()> {
+    /// Update an organisation's settings; `None` leaves a field as it is.
+    pub async fn update_org_settings(
+        &self,
+        org: &[u8],
+        message: Option<&str>,
+        envelope_ttl_secs: Option<i64>,
+        idle_ttl_secs: Option<i64>,
+    ) -> Result<()> {
         with_db!(self, write, |pool| {
-            sqlx::query("UPDATE orgs SET out_of_hours_message = $1 WHERE id = $2")
-                .bind(message)
-                .bind(org)
-                .execute(pool)
-                .await?;
+            sqlx::query(
+                "UPDATE orgs SET out_of_hours_message = COALESCE($1, out_of_hours_message), \
+                 envelope_ttl_secs = COALESCE($2, envelope_ttl_secs), \
+                 idle_ttl_secs = COALESCE($3, idle_ttl_secs) WHERE id = $4",
+            )
+            .bind(message)
+            .bind(envelope_ttl_secs)
+            .bind(idle_ttl_secs)
+            .bind(org)
+            .execute(pool)
+            .await?;
         });
         Ok(())
     }

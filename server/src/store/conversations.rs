@@ -195,6 +195,19 @@ impl Store {
         })
     }
 
+    /// Conversations idle past their organisation's `idle_ttl_secs` at `now`.
+    pub async fn idle_conversations(&self, now: i64) -> Result<Vec<Vec<u8>>> {
+        Ok(with_db!(self, read, |pool| {
+            sqlx::query_scalar(
+                "SELECT c.id FROM conversations c JOIN orgs o ON o.id = c.org_id \
+                 WHERE c.active_hour + o.idle_ttl_secs <= $1",
+            )
+            .bind(now)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
     /// Waiting conversations' survivor devices in an org (to tell them someone is on duty).
     pub async fn waiting_survivor_devices(&self, org: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         Ok(with_db!(self, read, |pool| {

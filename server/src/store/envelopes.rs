@@ -36,6 +36,8 @@ pub struct Swept {
     pub challenges: u64,
     pub refresh_tokens: u64,
     pub invitations: u64,
+    /// Filled in by the sweeper: conversations purged for being idle too long.
+    pub idle_conversations: u64,
 }
 
 impl Store {
@@ -228,6 +230,7 @@ impl Store {
                 challenges,
                 refresh_tokens,
                 invitations,
+                idle_conversations: 0,
             })
         })
     }
