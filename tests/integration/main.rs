@@ -8,4 +8,5 @@ mod auth;
 mod conversations;
 mod durability;
 mod envelopes;
+mod exit;
 mod hardening;
