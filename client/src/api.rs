@@ -11,7 +11,7 @@ use quietline_proto::wire::{
     Accepted, Ack, Acked, Bundle, Challenge, Conversation, ConversationList, ConversationOpened,
     DeviceKeys, DeviceRegistered, Duty, Enroll, Enrolled, Health, Inbox, Invite, Invited, LoggedIn,
     Login, LogoutRequest, OpenConversation, OrgSettings, PowSolution, PrekeyCount, Recipients,
-    RefreshRequest, RegisterDevice, SendMessage, TokenPair, Transfer, UploadPrekeys,
+    RefreshRequest, RegisterDevice, ReturnRequest, SendMessage, TokenPair, Transfer, UploadPrekeys,
 };
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
@@ -437,6 +437,15 @@ impl Api {
     pub async fn exit(&self, exit_token: &str, mode: ExitMode) -> Result<()> {
         self.with_token(exit_token)
             .call_no_content(Method::POST, "/v1/exit", Some(&ExitRequest { mode }))
+            .await
+    }
+
+    /// `POST /v1/exit/return`: come back after `hide` with the exit token and a freshly
+    /// solved proof-of-work (see [`Api::challenge`] and [`solve_challenge`]); returns the new
+    /// token pair.
+    pub async fn exit_return(&self, exit_token: &str, pow: PowSolution) -> Result<TokenPair> {
+        self.with_token(exit_token)
+            .call_json(Method::POST, "/v1/exit/return", &ReturnRequest { pow })
             .await
     }
 

@@ -10,5 +10,6 @@ mod conversations;
 mod durability;
 mod e2e;
 mod envelopes;
+mod exit;
 mod hardening;
 mod retention;

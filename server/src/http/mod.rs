@@ -22,6 +22,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::messages::router())
         .merge(routes::members::router())
         .merge(routes::stream::router())
+        .merge(routes::exit::router())
         .merge(openapi::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

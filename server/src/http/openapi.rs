@@ -37,6 +37,7 @@ impl Modify for BearerAuth {
         conversations::transfer, conversations::close, conversations::recipients,
         messages::send, messages::inbox, messages::ack,
         stream::stream,
+        exit::exit_now, exit::come_back,
         members::duty, members::settings, members::set_settings, members::invite,
     ),
     components(schemas(quietline_proto::ErrorBody, quietline_proto::ErrorCode))

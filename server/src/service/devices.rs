@@ -8,8 +8,8 @@ use crate::error::{Error, Result};
 use crate::service::Caller;
 use crate::store::{NewDevice, to_id};
 use quietline_proto::wire::{
-    Bundle, Challenge, DeviceKeys, DeviceRegistered, OneTimePrekey, PrekeyCount, SignedPrekey,
-    UploadPrekeys,
+    Bundle, Challenge, DeviceKeys, DeviceRegistered, OneTimePrekey, PowSolution, PrekeyCount,
+    SignedPrekey, UploadPrekeys,
 };
 use quietline_proto::{ErrorCode, Id, b64::Bytes, pow};
 
@@ -31,6 +31,23 @@ pub async fn challenge(state: &AppState) -> Result<Challenge> {
         bits,
         expires_in: ttl,
     })
+}
+
+/// Check a proof-of-work solution against a challenge we issued; `invalid_proof_of_work`
+/// otherwise. The challenge is spent whether or not the solution is right.
+pub async fn spend_proof_of_work(state: &AppState, solution: &PowSolution) -> Result<()> {
+    if solution.challenge.len() != 32 {
+        return Err(ErrorCode::InvalidProofOfWork.into());
+    }
+    let bits = state
+        .store
+        .take_challenge(solution.challenge.as_slice(), state.now())
+        .await?
+        .ok_or(ErrorCode::InvalidProofOfWork)?;
+    if !pow::verify(solution.challenge.as_slice(), bits, solution.nonce) {
+        return Err(ErrorCode::InvalidProofOfWork.into());
+    }
+    Ok(())
 }
 
 fn key32(b: &Bytes) -> Result<()> {
@@ -91,18 +108,7 @@ pub async fn register(
         Some(Caller::Survivor { .. }) => return Err(Error::forbidden()),
         None => {
             let solution = req.pow.as_ref().ok_or(ErrorCode::InvalidProofOfWork)?;
-            if solution.challenge.len() != 32 {
-                return Err(ErrorCode::InvalidProofOfWork.into());
-            }
-            // The challenge is spent whether or not the solution is right.
-            let bits = state
-                .store
-                .take_challenge(solution.challenge.as_slice(), now)
-                .await?
-                .ok_or(ErrorCode::InvalidProofOfWork)?;
-            if !pow::verify(solution.challenge.as_slice(), bits, solution.nonce) {
-                return Err(ErrorCode::InvalidProofOfWork.into());
-            }
+            spend_proof_of_work(state, solution).await?;
             (None, Some(crate::random::token()))
         }
     };

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod conversations;
 pub mod devices;
 pub mod events;
+pub mod exit;
 pub mod members;
 pub mod messages;
 

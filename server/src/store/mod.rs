@@ -11,11 +11,13 @@ mod accounts;
 mod conversations;
 mod devices;
 mod envelopes;
+mod exit;
 
 pub use accounts::*;
 pub use conversations::*;
 pub use devices::*;
 pub use envelopes::*;
+pub use exit::*;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -270,16 +272,18 @@ pub(crate) fn to_id(bytes: &[u8]) -> Result<quietline_proto::Id> {
 }
 
 impl Store {
-    /// PostgreSQL: publish wake-ups to the other replicas. SQLite: a single process, nothing to do.
+    /// PostgreSQL: publish wake-ups to the other replicas, all in one statement (so the cost
+    /// does not grow with the count; quick exit relies on that). SQLite: a single process,
+    /// nothing to do.
     pub async fn notify_replicas(&self, payloads: &[String]) -> Result<()> {
-        if let Db::Postgres(pool) = &self.db {
-            for p in payloads {
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(crate::hub::PG_CHANNEL)
-                    .bind(p)
-                    .execute(pool)
-                    .await?;
-            }
+        if let Db::Postgres(pool) = &self.db
+            && !payloads.is_empty()
+        {
+            sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p")
+                .bind(crate::hub::PG_CHANNEL)
+                .bind(payloads)
+                .execute(pool)
+                .await?;
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod conversations;
 pub mod devices;
+pub mod exit;
 pub mod health;
 pub mod members;
 pub mod messages;

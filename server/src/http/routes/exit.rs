@@ -1,0 +1,59 @@
+//! Quick exit: leave now (`hide`, `wipe`, `duress`) and come back after `hide`.
+
+use crate::app::AppState;
+use crate::error::{Error, Result};
+use crate::http::extract::{AppJson, BearerToken};
+use crate::service::exit;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::routing::post;
+use quietline_proto::ErrorBody;
+use quietline_proto::wire::{ExitRequest, Exited, ReturnRequest, TokenPair};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/exit", post(exit_now))
+        .route("/v1/exit/return", post(come_back))
+}
+
+/// `POST /v1/exit`
+///
+/// Quick exit with the device's exit token as bearer (not an access token, so it works after
+/// the access token expired or was revoked). `hide` revokes the device's tokens, holds its
+/// deliveries and tells the assigned advocate; `wipe` deletes everything tied to the device in
+/// this request and tells the advocate the survivor ended the conversation; `duress` wipes and
+/// alerts the advocate to possible duress. Every mode, an unknown, used or missing token and
+/// a malformed body get the same status, the same body bytes and the same work, so the
+/// answer tells nobody what happened (see `service::exit`). The body is read as raw bytes
+/// for that reason: a JSON rejection would answer differently.
+#[utoipa::path(post, path = "/v1/exit", tag = "exit", request_body = ExitRequest,
+    responses((status = 200, body = Exited)), security(("bearer" = [])))]
+pub async fn exit_now(
+    State(state): State<AppState>,
+    token: std::result::Result<BearerToken, Error>,
+    body: Bytes,
+) -> Result<AppJson<Exited>> {
+    let token = token.ok().map(|BearerToken(t)| t);
+    exit::exit(&state, token.as_deref(), &body)
+        .await
+        .map(AppJson)
+}
+
+/// `POST /v1/exit/return`
+///
+/// Come back after `hide`: the exit token as bearer plus a fresh proof-of-work (from
+/// `POST /v1/devices/challenge`). Returns a new token pair and tells the advocate. A missing
+/// or wrong proof-of-work is `invalid_proof_of_work` (checked first); an unknown, wiped or
+/// not hidden device is `unauthorized`.
+#[utoipa::path(post, path = "/v1/exit/return", tag = "exit", request_body = ReturnRequest,
+    responses((status = 200, body = TokenPair), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn come_back(
+    State(state): State<AppState>,
+    BearerToken(token): BearerToken,
+    AppJson(req): AppJson<ReturnRequest>,
+) -> Result<AppJson<TokenPair>> {
+    exit::come_back(&state, &token, req).await.map(AppJson)
+}

@@ -1,0 +1,119 @@
+//! Quick exit (DESIGN.md §7): find a device by its exit token, hide it, wipe it, bring it back.
+//!
+//! [`Store::quick_exit`] runs one fixed list of statements for every mode and for unknown
+//! tokens; only the ids bound to them differ (a decoy id that matches no row stands in for
+//! the work a request does not do). That keeps the database work, and so the answer's
+//! timing, the same whatever the mode and whether or not the token was valid.
+
+use super::{NewEvent, Result, Store, to_id, with_db};
+use quietline_proto::Id;
+
+/// The ids one [`Store::quick_exit`] acts on. Pass a fresh random id (matching nothing) for
+/// each part the request must not do.
+#[derive(Debug, Clone, Copy)]
+pub struct ExitTargets<'a> {
+    /// Device to hide: epoch bumped, `hidden = 1`, refresh tokens deleted.
+    pub hide: &'a [u8],
+    /// Device to wipe with its conversation and every row that names either.
+    pub wipe: &'a [u8],
+    /// A fresh random 32-byte value, written and deleted again in the transaction.
+    pub scratch: &'a [u8],
+}
+
+impl Store {
+    /// The survivor device holding the exit token with this hash, if any.
+    pub async fn device_by_exit_token(&self, exit_hash: &[u8]) -> Result<Option<Id>> {
+        let id: Option<Vec<u8>> = with_db!(self, read, |pool| {
+            sqlx::query_scalar(
+                "SELECT id FROM devices WHERE exit_token_hash = $1 AND member_id IS NULL",
+            )
+            .bind(exit_hash)
+            .fetch_optional(pool)
+            .await?
+        });
+        id.map(|i| to_id(&i)).transpose()
+    }
+
+    /// Hide and/or wipe, and store `events`, in ONE transaction (DESIGN.md §3, invariant 4):
+    /// either the device is gone (or hidden) and the advocate is told, or nothing happened.
+    ///
+    /// The statement list is the same on every call. The wipe deletes explicitly rather than
+    /// trusting `ON DELETE CASCADE`, because events name conversations without a foreign key.
+    /// The scratch row at the end makes every commit write and flush, so an exit that
+    /// matched nothing costs a durable commit just like one that deleted rows.
+    pub async fn quick_exit(
+        &self,
+        t: ExitTargets<'_>,
+        events: &[NewEvent],
+        events_expire_at: i64,
+    ) -> Result<()> {
+        const CONVERSATION_OF: &str = "(SELECT id FROM conversations WHERE survivor_device = $1)";
+        let wipe: [String; 8] = [
+            format!("DELETE FROM envelopes WHERE conversation_id IN {CONVERSATION_OF}"),
+            format!("DELETE FROM events WHERE conversation_id IN {CONVERSATION_OF}"),
+            "DELETE FROM envelopes WHERE recipient = $1".into(),
+            "DELETE FROM events WHERE recipient = $1".into(),
+            "DELETE FROM one_time_prekeys WHERE device_id = $1".into(),
+            "DELETE FROM refresh_tokens WHERE device_id = $1".into(),
+            "DELETE FROM conversations WHERE survivor_device = $1".into(),
+            "DELETE FROM devices WHERE id = $1 AND member_id IS NULL".into(),
+        ];
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "UPDATE devices SET hidden = 1, token_epoch = token_epoch + 1 \
+                 WHERE id = $1 AND member_id IS NULL",
+            )
+            .bind(t.hide)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM refresh_tokens WHERE device_id = $1")
+                .bind(t.hide)
+                .execute(&mut *tx)
+                .await?;
+            for sql in &wipe {
+                sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(t.wipe)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for e in events {
+                sqlx::query(
+                    "INSERT INTO events (recipient, id, kind, conversation_id, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&e.recipient)
+                .bind(&e.id)
+                .bind(e.kind)
+                .bind(&e.conversation_id)
+                .bind(events_expire_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("INSERT INTO challenges (challenge, bits, expires_at) VALUES ($1, 0, 0)")
+                .bind(t.scratch)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM challenges WHERE challenge = $1")
+                .bind(t.scratch)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Un-hide a hidden survivor device; returns its token epoch, or `None` if it is not a
+    /// hidden survivor device (unknown, wiped, or never hidden).
+    pub async fn unhide_device(&self, device: &[u8]) -> Result<Option<i64>> {
+        Ok(with_db!(self, write, |pool| {
+            sqlx::query_scalar(
+                "UPDATE devices SET hidden = 0 WHERE id = $1 AND hidden = 1 AND member_id IS NULL \
+                 RETURNING token_epoch",
+            )
+            .bind(device)
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+}
