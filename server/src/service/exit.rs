@@ -114,7 +114,7 @@ pub async fn exit(state: &AppState, token: Option<&str>, body: &[u8]) -> Result<
                 scratch: &scratch,
             },
             &events,
-            state.now() + state.config.envelope_ttl_secs as i64,
+            state.now() + state.config.event_ttl_secs as i64,
         )
         .await?;
 
