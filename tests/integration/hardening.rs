@@ -246,7 +246,36 @@ async fn disguise_prefix_padding_and_static_404(backend: Backend) {
     s.stop().await;
 }
 
+/// A client that starts a request and never finishes its body gets `timeout` and the
+/// server keeps serving others.
+async fn a_stalled_request_times_out_with_the_uniform_error(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start_with(backend, |c| c.request_timeout_secs = 1).await;
+    let sur = s.survivor().await;
+    let token = sur.api.token().unwrap().as_str().to_owned();
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/messages/ack HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"ids\":["
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), conn.read(&mut buf))
+        .await
+        .expect("answered before the client gave up")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"code\":\"timeout\""), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    sur.api.inbox().await.unwrap();
+    s.stop().await;
+}
+
 quietline_tests::on_both!(
+    a_stalled_request_times_out_with_the_uniform_error,
     disguise_prefix_padding_and_static_404,
     malformed_oversize_and_wrong_bucket_bodies_are_refused_and_store_nothing,
     headers_carry_no_product_name_and_api_responses_are_not_cached,
