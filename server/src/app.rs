@@ -19,6 +19,7 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     pub keys: Keys,
     pub hub: Arc<Hub>,
+    pub limits: crate::limits::Limits,
 }
 
 impl Deref for AppState {
@@ -71,6 +72,7 @@ impl AppState {
             clock,
             keys,
             hub,
+            limits: Default::default(),
         })))
     }
 

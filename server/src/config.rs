@@ -92,6 +92,16 @@ config_struct! {
     pow_bits: u8 = 18;
     /// Lifetime of a proof-of-work challenge, in seconds.
     challenge_ttl_secs: u64 = 300;
+    /// Challenges per minute (per replica) before the proof-of-work difficulty rises by one
+    /// bit for every doubling of the rate.
+    pow_adaptive_per_minute: u32 = 120;
+    /// Most bits the adaptive difficulty adds to `pow_bits`.
+    pow_max_extra_bits: u8 = 6;
+    /// Requests per second one device or member may make on average (in-memory, per replica,
+    /// keyed by the authenticated subject, never by IP address).
+    rate_limit_per_second: u32 = 20;
+    /// Burst size of that rate limit.
+    rate_limit_burst: u32 = 200;
     /// Lifetime of an enrolment invitation, in seconds.
     invite_ttl_secs: u64 = 7 * 24 * 3600;
     /// Lifetime of events (workflow and safety notices) not yet fetched, in seconds.

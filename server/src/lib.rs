@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod hub;
+pub mod limits;
 pub mod random;
 pub mod serve;
 pub mod service;

@@ -57,7 +57,26 @@ impl FromRequestParts<AppState> for Auth {
         if token.len() > 4096 {
             return Err(Error::unauthorized());
         }
-        authenticate(state, token).await.map(Auth)
+        let caller = authenticate(state, token).await?;
+        let subject = match caller {
+            Caller::Survivor { device } => device,
+            Caller::Member { member, .. } => member,
+        };
+        // Real time, not the injectable clock: this measures request rates, not retention.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let c = &state.config;
+        if !state.limits.allow(
+            subject,
+            now,
+            f64::from(c.rate_limit_per_second),
+            f64::from(c.rate_limit_burst),
+        ) {
+            return Err(Error::new(ErrorCode::RateLimited));
+        }
+        Ok(Auth(caller))
     }
 }
 

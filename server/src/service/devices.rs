@@ -20,7 +20,12 @@ pub const MAX_PREKEYS_STORED: i64 = 1000;
 /// `POST /v1/devices/challenge`.
 pub async fn challenge(state: &AppState) -> Result<Challenge> {
     let challenge = crate::random::bytes::<32>();
-    let bits = state.config.pow_bits;
+    let bits = state.limits.next_pow_bits(
+        state.now(),
+        state.config.pow_bits,
+        state.config.pow_adaptive_per_minute,
+        state.config.pow_max_extra_bits,
+    );
     let ttl = state.config.challenge_ttl_secs;
     state
         .store

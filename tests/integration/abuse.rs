@@ -1,0 +1,104 @@
+//! Abuse limits: per-caller rate limits (in memory, keyed by the authenticated subject),
+//! adaptive proof-of-work, the per-device quota and one open conversation per device. Every
+//! refusal uses the uniform error.
+
+use quietline_client::RawRequest;
+use quietline_proto::wire::{OpenConversation, Role};
+use quietline_proto::{ErrorBody, ErrorCode};
+use quietline_tests::*;
+
+async fn a_flooding_device_is_rate_limited_and_others_are_not(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| {
+        c.rate_limit_per_second = 1;
+        c.rate_limit_burst = 5;
+    })
+    .await;
+    let flooder = s.survivor().await;
+    let other = s.survivor().await;
+    let mut limited = None;
+    for _ in 0..10 {
+        let r = flooder
+            .api
+            .raw(RawRequest::get("/v1/messages"))
+            .await
+            .unwrap();
+        if r.status == 429 {
+            limited = Some(r);
+            break;
+        }
+        assert_eq!(r.status, 200);
+    }
+    let r = limited.expect("refused within the burst");
+    let body: ErrorBody = serde_json::from_slice(r.body.trim_ascii_end()).unwrap();
+    assert_eq!(body.error.code, ErrorCode::RateLimited);
+    other.api.inbox().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    flooder.api.inbox().await.unwrap();
+    s.stop().await;
+}
+
+async fn proof_of_work_gets_harder_under_a_flood_of_registrations(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| {
+        c.pow_bits = 4;
+        c.pow_adaptive_per_minute = 5;
+        c.pow_max_extra_bits = 3;
+    })
+    .await;
+    let api = s.api();
+    let mut bits = Vec::new();
+    for _ in 0..30 {
+        bits.push(api.challenge().await.unwrap().bits);
+    }
+    assert_eq!(&bits[..5], &[4, 4, 4, 4, 4]);
+    assert_eq!(bits[5], 5);
+    assert_eq!(
+        *bits.last().unwrap(),
+        7,
+        "capped at pow_bits + pow_max_extra_bits"
+    );
+    // Registration still works at the raised difficulty.
+    s.survivor().await;
+    s.stop().await;
+}
+
+async fn one_open_conversation_per_device(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    s.create_org("hotline").await;
+    s.create_org("shelter").await;
+    let _a = s.member("hotline", "ana", Role::Advocate).await;
+    let sur = s.survivor().await;
+    let first = sur
+        .api
+        .open_conversation("hotline", &OpenConversation::default())
+        .await
+        .unwrap();
+    let again = sur
+        .api
+        .open_conversation("hotline", &OpenConversation::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        again.conversation.id, first.conversation.id,
+        "opening again returns the same one"
+    );
+    let err = sur
+        .api
+        .open_conversation("shelter", &OpenConversation::default())
+        .await
+        .unwrap_err();
+    assert!(err.is(ErrorCode::Conflict));
+    assert!(
+        sur.api
+            .open_conversation("no-such-org", &OpenConversation::default())
+            .await
+            .unwrap_err()
+            .is(ErrorCode::NotFound)
+    );
+    s.stop().await;
+}
+
+quietline_tests::on_both!(
+    a_flooding_device_is_rate_limited_and_others_are_not,
+    proof_of_work_gets_harder_under_a_flood_of_registrations,
+    one_open_conversation_per_device,
+);
