@@ -123,7 +123,9 @@ config_struct! {
     sweep_interval_secs: u64 = 60;
     /// Failed logins allowed before the account backs off.
     login_failures_before_backoff: u32 = 5;
-    /// Log filter (`error`, `warn`, `info`, `debug`, `trace`, or a tracing directive).
+    /// Log level of the server (`error`, `warn`, `info`, `debug`, `trace`); libraries stay at
+    /// `warn`. A full tracing directive is also taken. Connection logs (peer addresses) are
+    /// always off.
     log_level: String = "info".into();
 }
 

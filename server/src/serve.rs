@@ -9,10 +9,23 @@ use std::future::Future;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
+/// The tracing directive for a configured `log_level`. A bare level applies to this server's
+/// own events; libraries stay at `warn`, because some of them log client addresses at debug
+/// and trace level (axum logs every accepted connection's peer address). A full directive is
+/// used as given, except that the connection log is always off (DESIGN.md §3, invariant 2).
+pub fn log_directive(level: &str) -> String {
+    let level = level.trim();
+    if ["error", "warn", "info", "debug", "trace"].contains(&level) {
+        format!("warn,quietline_server={level},axum::serve=off")
+    } else {
+        format!("{level},axum::serve=off")
+    }
+}
+
 /// Install the JSON log subscriber (stdout) once per process.
 pub fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_new(log_directive(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(log_directive("info")));
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)

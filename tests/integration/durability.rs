@@ -29,6 +29,7 @@ fn child_server() {
         .unwrap();
     rt.block_on(async {
         let config = Config::load(None, std::env::vars()).unwrap();
+        quietline_server::serve::init_logging(&config.log_level);
         let state = AppState::new(config, Arc::new(SystemClock)).await.unwrap();
         let running = quietline_server::serve::start(state, std::future::pending())
             .await
@@ -39,6 +40,18 @@ fn child_server() {
 }
 
 fn spawn_server(env: &[(String, String)]) -> (Child, String) {
+    let server = spawn_child_server(env);
+    (server.child, server.base)
+}
+
+/// A server in a child process, with everything it writes to stdout (its log) collected.
+pub struct ChildServer {
+    pub child: Child,
+    pub base: String,
+    pub log: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+pub fn spawn_child_server(env: &[(String, String)]) -> ChildServer {
     let exe = std::env::current_exe().unwrap();
     let mut child = Command::new(exe)
         .args([
@@ -55,9 +68,17 @@ fn spawn_server(env: &[(String, String)]) -> (Child, String) {
         .env("QUIETLINE_LOG_LEVEL", "warn")
         .envs(env.iter().cloned())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let stderr = child.stderr.take().unwrap();
+    let err_log = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            err_log.lock().unwrap().push(line);
+        }
+    });
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let addr = loop {
@@ -65,10 +86,20 @@ fn spawn_server(env: &[(String, String)]) -> (Child, String) {
         if let Some((_, addr)) = line.split_once("CHILD-LISTENING ") {
             break addr.trim().to_owned();
         }
+        log.lock().unwrap().push(line);
     };
     // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    (child, format!("http://{addr}"))
+    let out_log = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            out_log.lock().unwrap().push(line);
+        }
+    });
+    ChildServer {
+        child,
+        base: format!("http://{addr}"),
+        log,
+    }
 }
 
 async fn accepted_envelopes_survive_kill_9(backend: Backend) {
