@@ -11,11 +11,13 @@ mod accounts;
 mod conversations;
 mod devices;
 mod envelopes;
+mod push;
 
 pub use accounts::*;
 pub use conversations::*;
 pub use devices::*;
 pub use envelopes::*;
+pub use push::*;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -207,6 +209,7 @@ impl Store {
             "conversations",
             "envelopes",
             "events",
+            "push_registrations",
             "server_secrets",
         ];
         let mut out = Vec::new();
