@@ -19,6 +19,9 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     pub keys: Keys,
     pub hub: Arc<Hub>,
+    /// The one HTTP client for wake signals ([`crate::service::push`]): redirects off, short
+    /// timeouts, no user agent.
+    pub http: reqwest::Client,
 }
 
 impl Deref for AppState {
@@ -65,12 +68,14 @@ impl AppState {
         if let Some(pool) = store.postgres_pool() {
             tokio::spawn(crate::hub::listen_postgres(pool.clone(), hub.clone()));
         }
+        let http = crate::service::push::http_client(&config)?;
         Ok(AppState(Arc::new(Inner {
             config,
             store,
             clock,
             keys,
             hub,
+            http,
         })))
     }
 

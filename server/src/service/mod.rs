@@ -7,5 +7,6 @@ pub mod devices;
 pub mod events;
 pub mod members;
 pub mod messages;
+pub mod push;
 
 pub use auth::Caller;

@@ -6,4 +6,5 @@ pub mod devices;
 pub mod health;
 pub mod members;
 pub mod messages;
+pub mod push;
 pub mod stream;
