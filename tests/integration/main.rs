@@ -9,3 +9,4 @@ mod conversations;
 mod durability;
 mod envelopes;
 mod hardening;
+mod push;
