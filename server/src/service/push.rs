@@ -393,6 +393,6 @@ mod tests {
         assert!(check_windows(&[w(0, 60, 60)]).is_err());
         assert!(check_windows(&[w(0, 60, 30)]).is_err());
         assert!(check_windows(&[w(0, 0, 1441)]).is_err());
-        assert!(check_windows(&vec![w(0, 0, 60); MAX_WINDOWS + 1]).is_err());
+        assert!(check_windows(&[w(0, 0, 60); MAX_WINDOWS + 1]).is_err());
     }
 }
