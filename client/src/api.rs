@@ -10,8 +10,9 @@ use quietline_proto::Id;
 use quietline_proto::wire::{
     Accepted, Ack, Acked, Bundle, Challenge, Conversation, ConversationList, ConversationOpened,
     DeviceKeys, DeviceRegistered, Duty, Enroll, Enrolled, Health, Inbox, Invite, Invited, LoggedIn,
-    Login, LogoutRequest, OpenConversation, OrgSettings, PowSolution, PrekeyCount, Recipients,
-    RefreshRequest, RegisterDevice, ReturnRequest, SendMessage, TokenPair, Transfer, UploadPrekeys,
+    Login, LogoutRequest, OpenConversation, OrgSettings, PowSolution, PrekeyCount,
+    PushRegistration, Recipients, RefreshRequest, RegisterDevice, ReturnRequest, SendMessage,
+    TokenPair, Transfer, UploadPrekeys,
 };
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
@@ -291,6 +292,18 @@ impl Api {
     /// `PUT /v1/devices/me/prekeys`
     pub async fn upload_prekeys(&self, req: &UploadPrekeys) -> Result<PrekeyCount> {
         self.call_json(Method::PUT, "/v1/devices/me/prekeys", req)
+            .await
+    }
+
+    /// `PUT /v1/devices/me/push`: where and when this device may be sent wake signals.
+    pub async fn register_push(&self, req: &PushRegistration) -> Result<()> {
+        self.call_no_content(Method::PUT, "/v1/devices/me/push", Some(req))
+            .await
+    }
+
+    /// `DELETE /v1/devices/me/push`: no more wake signals; the server forgets the endpoint.
+    pub async fn unregister_push(&self) -> Result<()> {
+        self.call_no_content::<()>(Method::DELETE, "/v1/devices/me/push", None)
             .await
     }
 

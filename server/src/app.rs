@@ -20,6 +20,9 @@ pub struct Inner {
     pub keys: Keys,
     pub hub: Arc<Hub>,
     pub limits: crate::limits::Limits,
+    /// The one HTTP client for wake signals ([`crate::service::push`]): redirects off, short
+    /// timeouts, no user agent.
+    pub http: reqwest::Client,
 }
 
 impl Deref for AppState {
@@ -66,6 +69,7 @@ impl AppState {
         if let Some(pool) = store.postgres_pool() {
             tokio::spawn(crate::hub::listen_postgres(pool.clone(), hub.clone()));
         }
+        let http = crate::service::push::http_client(&config)?;
         Ok(AppState(Arc::new(Inner {
             config,
             store,
@@ -73,6 +77,7 @@ impl AppState {
             keys,
             hub,
             limits: Default::default(),
+            http,
         })))
     }
 

@@ -123,6 +123,13 @@ config_struct! {
     sweep_interval_secs: u64 = 60;
     /// Failed logins allowed before the account backs off.
     login_failures_before_backoff: u32 = 5;
+    /// Least number of seconds between two wake signals to one device. A wake is content-free
+    /// and sent only inside the device's safe hours; this bounds how often a phone can buzz.
+    push_min_interval_secs: u64 = 900;
+    /// Accept push endpoints over plain `http://` and on loopback or private addresses.
+    /// For tests and development only: leave it off in production, where every endpoint must
+    /// be a public HTTPS push gateway.
+    push_allow_insecure: bool = false;
     /// Log level of the server (`error`, `warn`, `info`, `debug`, `trace`); libraries stay at
     /// `warn`. A full tracing directive is also taken. Connection logs (peer addresses) are
     /// always off.
@@ -242,7 +249,10 @@ impl Config {
         if self.max_body_bytes < 64 * 1024 {
             return bad("max_body_bytes must be at least 65536");
         }
-        if self.sweep_interval_secs == 0 || self.request_timeout_secs == 0 {
+        if self.sweep_interval_secs == 0
+            || self.request_timeout_secs == 0
+            || self.push_min_interval_secs == 0
+        {
             return bad("intervals must be positive");
         }
         Ok(())

@@ -75,6 +75,17 @@ impl Hub {
         });
     }
 
+    /// Whether `device` has a live stream on this replica (then it needs no wake signal).
+    pub fn has_listeners(&self, device: &Id) -> bool {
+        self.listeners
+            .lock()
+            .map(|m| {
+                m.get(device)
+                    .is_some_and(|v| v.iter().any(|w| w.strong_count() > 0))
+            })
+            .unwrap_or(false)
+    }
+
     /// Number of live streams (for metrics).
     pub fn live(&self) -> usize {
         self.listeners
@@ -147,8 +158,10 @@ mod tests {
         );
         hub.close(&Id([2; 16]));
         assert!(b.is_closed());
+        assert!(hub.has_listeners(&Id([1; 16])));
         drop(a);
         drop(b);
         assert_eq!(hub.live(), 0);
+        assert!(!hub.has_listeners(&Id([1; 16])));
     }
 }

@@ -1,4 +1,5 @@
-//! Running the server: API listener, admin (metrics) listener, sweeper, graceful shutdown.
+//! Running the server: API listener, admin (metrics) listener, sweeper, wake-signal task,
+//! graceful shutdown.
 //!
 //! Shutdown stops accepting, lets in-flight requests finish (an envelope answered 202 is
 //! already committed), then closes the database cleanly.
@@ -93,12 +94,14 @@ pub async fn start(
         Some(admin_addr)
     };
     let sweeper = tokio::spawn(crate::sweeper::run(state.clone()));
+    let waker = tokio::spawn(crate::service::push::run(state.clone()));
     let router = app(state.clone());
     let task = tokio::spawn(async move {
         let result = axum::serve(listener, router)
             .with_graceful_shutdown(shutdown)
             .await;
         sweeper.abort();
+        waker.abort();
         state.store.close().await;
         result.context("server error")
     });

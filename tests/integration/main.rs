@@ -14,4 +14,5 @@ mod envelopes;
 mod exit;
 mod hardening;
 mod metadata;
+mod push;
 mod retention;

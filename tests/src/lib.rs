@@ -142,6 +142,9 @@ pub fn test_config() -> Config {
         admin_listen: String::new(),
         pow_bits: 4,
         access_token_ttl_secs: 3600,
+        // Scenario tests send bursts from one device; the abuse tests set real limits.
+        rate_limit_per_second: 1000,
+        rate_limit_burst: 10_000,
         log_level: std::env::var("QUIETLINE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
         ..Config::default()
     }

@@ -17,6 +17,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .merge(routes::devices::router())
+        .merge(routes::push::router())
         .merge(routes::auth::router())
         .merge(routes::conversations::router())
         .merge(routes::messages::router())

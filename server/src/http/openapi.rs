@@ -32,6 +32,7 @@ impl Modify for BearerAuth {
     paths(
         health::healthz, health::readyz,
         devices::challenge, devices::register, devices::upload_prekeys, devices::bundle,
+        push::register, push::unregister,
         auth::enroll, auth::login, auth::refresh, auth::logout,
         conversations::open, conversations::list, conversations::show, conversations::claim,
         conversations::transfer, conversations::close, conversations::recipients,

@@ -59,11 +59,14 @@ pub async fn emit(
     Ok(())
 }
 
-/// Wake the live streams of `devices`, on this replica and (PostgreSQL) on the others.
+/// Something was stored for `devices`: wake their live streams, on this replica and
+/// (PostgreSQL) on the others, and send a wake signal to those with none here when their
+/// safe hours allow (in the background; see [`crate::service::push`]).
 pub async fn wake(state: &AppState, devices: &[Id]) {
     for d in devices {
         state.hub.wake(d);
     }
+    crate::service::push::stored_for(state, devices);
     let payloads: Vec<String> = devices.iter().map(|d| format!("w:{d}")).collect();
     if let Err(e) = state.store.notify_replicas(&payloads).await {
         tracing::warn!(error = %e, "cannot notify other replicas");

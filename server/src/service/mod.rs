@@ -8,5 +8,6 @@ pub mod events;
 pub mod exit;
 pub mod members;
 pub mod messages;
+pub mod push;
 
 pub use auth::Caller;

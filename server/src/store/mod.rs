@@ -12,12 +12,14 @@ mod conversations;
 mod devices;
 mod envelopes;
 mod exit;
+mod push;
 
 pub use accounts::*;
 pub use conversations::*;
 pub use devices::*;
 pub use envelopes::*;
 pub use exit::*;
+pub use push::*;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -209,6 +211,7 @@ impl Store {
             "conversations",
             "envelopes",
             "events",
+            "push_registrations",
             "server_secrets",
         ];
         let mut out = Vec::new();

@@ -7,4 +7,5 @@ pub mod exit;
 pub mod health;
 pub mod members;
 pub mod messages;
+pub mod push;
 pub mod stream;

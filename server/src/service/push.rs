@@ -1,0 +1,398 @@
+//! Safe hours and wake signals (DESIGN.md §7; docs/WAKE.md).
+//!
+//! A device may register a push endpoint and weekly safe-hours windows in its own time zone.
+//! When an envelope or event is stored for a device with no live stream on this replica, the
+//! server sends a content-free wake signal (an empty POST with no identifying header), but
+//! only inside one of its windows and at most once per `push_min_interval_secs`: a phone in
+//! an abuser's hands must not light up outside the hours the survivor chose. Outside the
+//! windows messages wait; [`tick_once`] wakes devices with something pending once a window
+//! opens. Endpoint URLs never reach the log: they name the device at its push gateway.
+
+use crate::app::AppState;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::service::Caller;
+use crate::store::{PushRow, to_id};
+use futures_util::StreamExt;
+use quietline_proto::Id;
+use quietline_proto::wire::{PushRegistration, SafeWindow};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+/// Longest endpoint URL accepted.
+pub const MAX_ENDPOINT_LEN: usize = 512;
+/// Farthest time zones from UTC (UTC-12:00 to UTC+14:00, with margin), in minutes.
+pub const MAX_OFFSET_MINUTES: i32 = 840;
+/// Most safe-hours windows per device (four a day).
+pub const MAX_WINDOWS: usize = 28;
+const MINUTES_PER_DAY: u16 = 24 * 60;
+/// A gateway that does not answer quickly is not waited for; the next message or window
+/// tries again.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+const SEND_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often [`run`] looks for windows that have opened.
+const TICK_EVERY: Duration = Duration::from_secs(60);
+/// Most registrations one tick looks at, and wakes it sends at once.
+const TICK_BATCH: i64 = 1000;
+const TICK_CONCURRENCY: usize = 16;
+
+/// The HTTP client for wake signals: no redirects (a gateway cannot bounce the request to
+/// another host), short timeouts, no user agent, HTTPS only unless `push_allow_insecure`.
+pub fn http_client(config: &Config) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(SEND_TIMEOUT)
+        .https_only(!config.push_allow_insecure)
+        .build()
+}
+
+/// `PUT /v1/devices/me/push`: register or replace the caller's device's endpoint and safe
+/// hours. Invalid input stores nothing.
+pub async fn register(state: &AppState, caller: Caller, req: PushRegistration) -> Result<()> {
+    let device = caller.device().ok_or_else(Error::forbidden)?;
+    check_endpoint(&req.endpoint, state.config.push_allow_insecure)?;
+    if !(-MAX_OFFSET_MINUTES..=MAX_OFFSET_MINUTES).contains(&req.utc_offset_minutes) {
+        return Err(Error::bad_request());
+    }
+    check_windows(&req.safe_hours)?;
+    let windows = serde_json::to_string(&req.safe_hours).map_err(Error::internal)?;
+    state
+        .store
+        .put_push(
+            &device.0,
+            &req.endpoint,
+            i64::from(req.utc_offset_minutes),
+            &windows,
+        )
+        .await?;
+    Ok(())
+}
+
+/// `DELETE /v1/devices/me/push`: forget the caller's device's endpoint. Idempotent.
+pub async fn unregister(state: &AppState, caller: Caller) -> Result<()> {
+    let device = caller.device().ok_or_else(Error::forbidden)?;
+    state.store.delete_push(&device.0).await?;
+    Ok(())
+}
+
+/// A plain HTTPS URL, without credentials, whose host is not an address on this machine or
+/// its private network (the server must not be usable to probe its own neighbourhood).
+/// With `allow_insecure` (tests and development), `http` and such hosts are accepted.
+/// Host names are not resolved here, so a public name pointing at a private address is not
+/// caught; operators who worry about that restrict the server's outbound traffic.
+pub fn check_endpoint(endpoint: &str, allow_insecure: bool) -> Result<url::Url> {
+    if endpoint.len() > MAX_ENDPOINT_LEN {
+        return Err(Error::bad_request());
+    }
+    let url = url::Url::parse(endpoint).map_err(|_| Error::bad_request())?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_insecure => {}
+        _ => return Err(Error::bad_request()),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::bad_request());
+    }
+    let local = match url.host() {
+        None => return Err(Error::bad_request()),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.');
+            name == "localhost" || name.ends_with(".localhost")
+        }
+        Some(url::Host::Ipv4(ip)) => !is_public(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => !is_public(IpAddr::V6(ip)),
+    };
+    if local && !allow_insecure {
+        return Err(Error::bad_request());
+    }
+    Ok(url)
+}
+
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(ip) => is_public_v4(ip),
+        IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
+            Some(v4) => is_public_v4(v4),
+            None => is_public_v6(ip),
+        },
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    let shared = a == 100 && (b & 0xc0) == 64; // 100.64.0.0/10, carrier-grade NAT
+    !(ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || shared
+        || a == 0)
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    let unique_local = (first & 0xfe00) == 0xfc00; // fc00::/7
+    let link_local = (first & 0xffc0) == 0xfe80; // fe80::/10
+    !(ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || unique_local || link_local)
+}
+
+fn check_windows(windows: &[SafeWindow]) -> Result<()> {
+    if windows.len() > MAX_WINDOWS {
+        return Err(Error::bad_request());
+    }
+    let valid = |w: &SafeWindow| {
+        w.day <= 6 && w.start_minute < w.end_minute && w.end_minute <= MINUTES_PER_DAY
+    };
+    if windows.iter().all(valid) {
+        Ok(())
+    } else {
+        Err(Error::bad_request())
+    }
+}
+
+/// Seconds left in the safe-hours window that contains `now` in the device's local time
+/// (`now` plus its offset), or `None` outside every window.
+pub fn window_left(windows: &[SafeWindow], utc_offset_minutes: i64, now: i64) -> Option<i64> {
+    let local = now.saturating_add(utc_offset_minutes.saturating_mul(60));
+    // 1970-01-01 was a Thursday; day 0 is Monday.
+    let day = (local.div_euclid(86_400) + 3).rem_euclid(7);
+    let second = local.rem_euclid(86_400);
+    windows
+        .iter()
+        .filter(|w| i64::from(w.day) == day)
+        .filter(|w| {
+            i64::from(w.start_minute) * 60 <= second && second < i64::from(w.end_minute) * 60
+        })
+        .map(|w| i64::from(w.end_minute) * 60 - second)
+        .max()
+}
+
+/// Called right after an envelope or event is stored for `devices`: wake those that need
+/// it, in a background task, so the sender's answer never waits on a push gateway.
+pub fn stored_for(state: &AppState, devices: &[Id]) {
+    let offline: Vec<Id> = devices
+        .iter()
+        .filter(|d| !state.hub.has_listeners(d))
+        .copied()
+        .collect();
+    if offline.is_empty() {
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        for device in offline {
+            let woken = match state.store.push_registration(&device.0).await {
+                Ok(Some(row)) => try_wake(&state, &row).await,
+                Ok(None) => Ok(false),
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = woken {
+                tracing::warn!(error = %e, "cannot decide on a wake signal");
+            }
+        }
+    });
+}
+
+/// Wake every device that has something pending, whose window is open and whose rate limit
+/// has expired; reset expired rate limits to 0. Returns how many wake signals were sent.
+pub async fn tick_once(state: &AppState) -> Result<u64> {
+    let now = state.now();
+    state.store.clear_expired_wake_limits(now).await?;
+    let due = state.store.push_due(now, TICK_BATCH).await?;
+    let results: Vec<Result<bool>> = futures_util::stream::iter(due)
+        .map(|row| {
+            let state = state.clone();
+            async move { try_wake(&state, &row).await }
+        })
+        .buffer_unordered(TICK_CONCURRENCY)
+        .collect()
+        .await;
+    let mut sent = 0;
+    for r in results {
+        match r {
+            Ok(true) => sent += 1,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot decide on a wake signal"),
+        }
+    }
+    Ok(sent)
+}
+
+/// Run [`tick_once`] every minute until the process stops.
+pub async fn run(state: AppState) {
+    let mut tick = tokio::time::interval(TICK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match tick_once(&state).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(wakes = n, "wake signals sent as windows opened"),
+            Err(e) => tracing::warn!(error = %e, "wake tick failed"),
+        }
+    }
+}
+
+/// Send one wake signal for `row` if the device has no live stream here, its window is open
+/// and its rate limit has expired (taken atomically, so replicas never double up). Returns
+/// whether one was sent.
+async fn try_wake(state: &AppState, row: &PushRow) -> Result<bool> {
+    let now = state.now();
+    if row.next_wake_at > now {
+        return Ok(false);
+    }
+    let device = to_id(&row.device_id)?;
+    if state.hub.has_listeners(&device) {
+        return Ok(false);
+    }
+    let windows: Vec<SafeWindow> =
+        serde_json::from_str(&row.safe_hours).map_err(Error::internal)?;
+    let Some(left) = window_left(&windows, row.utc_offset_minutes, now) else {
+        return Ok(false);
+    };
+    // Checked again at send time: the operator may have turned `push_allow_insecure` off.
+    let Ok(url) = check_endpoint(&row.endpoint, state.config.push_allow_insecure) else {
+        return Ok(false);
+    };
+    let next =
+        now.saturating_add(i64::try_from(state.config.push_min_interval_secs).unwrap_or(i64::MAX));
+    if !state
+        .store
+        .take_wake_slot(&row.device_id, now, next)
+        .await?
+    {
+        return Ok(false);
+    }
+    send_wake(state, device, url, left).await;
+    Ok(true)
+}
+
+/// POST nothing to `url`. The only header beyond what HTTP needs is `TTL`, the seconds left
+/// in the window, so a Web Push gateway drops the signal rather than deliver it after the
+/// window has closed. Failures are logged without the URL.
+async fn send_wake(state: &AppState, device: Id, url: url::Url, ttl: i64) {
+    let result = state
+        .http
+        .post(url)
+        .header("TTL", ttl.max(1).to_string())
+        .body(Vec::<u8>::new())
+        .send()
+        .await;
+    match result {
+        Ok(resp) if resp.status().is_success() => {
+            metrics::counter!("quietline_wake_signals_sent_total").increment(1);
+        }
+        Ok(resp) => {
+            metrics::counter!("quietline_wake_signals_failed_total").increment(1);
+            let status = resp.status().as_u16();
+            tracing::warn!(status, "push gateway refused a wake signal");
+            // 404 and 410: the gateway has forgotten the endpoint (RFC 8030 §7.3), so keep it
+            // no longer either.
+            if (status == 404 || status == 410)
+                && let Err(e) = state.store.delete_push(&device.0).await
+            {
+                tracing::warn!(error = %e, "cannot delete a dead push endpoint");
+            }
+        }
+        Err(e) => {
+            metrics::counter!("quietline_wake_signals_failed_total").increment(1);
+            tracing::warn!(error = %e.without_url(), "wake signal not sent");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 2024-01-01 00:00:00 UTC, a Monday.
+    const MONDAY: i64 = 1_704_067_200;
+
+    fn w(day: u8, start_minute: u16, end_minute: u16) -> SafeWindow {
+        SafeWindow {
+            day,
+            start_minute,
+            end_minute,
+        }
+    }
+
+    #[test]
+    fn window_math_uses_the_devices_local_day_and_minute() {
+        let windows = [w(0, 9 * 60, 10 * 60)];
+        // Monday 09:30 UTC, offset 0: inside, 30 minutes left.
+        assert_eq!(
+            window_left(&windows, 0, MONDAY + 9 * 3600 + 1800),
+            Some(1800)
+        );
+        // Monday 10:00 UTC: the end is exclusive.
+        assert_eq!(window_left(&windows, 0, MONDAY + 10 * 3600), None);
+        // Monday 07:30 UTC is 09:30 at UTC+2.
+        assert_eq!(
+            window_left(&windows, 120, MONDAY + 7 * 3600 + 1800),
+            Some(1800)
+        );
+        // Monday 01:00 UTC is Sunday 21:00 at UTC-4: Sunday's window, not Monday's.
+        let sunday = [w(6, 20 * 60, 22 * 60)];
+        assert_eq!(window_left(&sunday, -240, MONDAY + 3600), Some(3600));
+        assert_eq!(window_left(&windows, -240, MONDAY + 3600), None);
+        // A week later, the same.
+        assert!(window_left(&windows, 0, MONDAY + 7 * 86_400 + 9 * 3600).is_some());
+        // Tuesday is not Monday.
+        assert!(window_left(&windows, 0, MONDAY + 86_400 + 9 * 3600).is_none());
+        assert!(window_left(&[], 0, MONDAY).is_none());
+    }
+
+    #[test]
+    fn only_public_https_endpoints_without_credentials_are_accepted() {
+        for ok in [
+            "https://push.example.org/up/abc",
+            "https://push.example.org:8443/x?y=z",
+            "https://93.184.216.34/x",
+            "https://[2606:2800:220:1::1]/x",
+        ] {
+            assert!(check_endpoint(ok, false).is_ok(), "{ok}");
+        }
+        let long = format!("https://push.example.org/{}", "a".repeat(MAX_ENDPOINT_LEN));
+        for bad in [
+            "http://push.example.org/x",
+            "ftp://push.example.org/x",
+            "https://user:pw@push.example.org/x",
+            "https://user@push.example.org/x",
+            "https://127.0.0.1/x",
+            "https://10.1.2.3/x",
+            "https://172.16.0.1/x",
+            "https://192.168.1.1/x",
+            "https://169.254.169.254/latest",
+            "https://100.64.0.1/x",
+            "https://0.0.0.0/x",
+            "https://[::1]/x",
+            "https://[fe80::1]/x",
+            "https://[fd00::1]/x",
+            "https://[::ffff:127.0.0.1]/x",
+            "https://localhost/x",
+            "https://a.localhost./x",
+            "not a url",
+            "",
+            long.as_str(),
+        ] {
+            assert!(check_endpoint(bad, false).is_err(), "{bad}");
+        }
+        assert!(check_endpoint("http://127.0.0.1:9/x", true).is_ok());
+        assert!(check_endpoint("http://u:p@127.0.0.1:9/x", true).is_err());
+        assert!(check_endpoint("ftp://127.0.0.1/x", true).is_err());
+    }
+
+    #[test]
+    fn windows_must_be_real_days_and_minutes() {
+        assert!(check_windows(&[w(0, 0, 1440), w(6, 1439, 1440)]).is_ok());
+        assert!(check_windows(&[]).is_ok());
+        assert!(check_windows(&[w(7, 0, 60)]).is_err());
+        assert!(check_windows(&[w(0, 60, 60)]).is_err());
+        assert!(check_windows(&[w(0, 60, 30)]).is_err());
+        assert!(check_windows(&[w(0, 0, 1441)]).is_err());
+        assert!(check_windows(&[w(0, 0, 60); MAX_WINDOWS + 1]).is_err());
+    }
+}
