@@ -277,9 +277,13 @@ pub struct OrgSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub envelope_ttl_secs: Option<u64>,
     /// Seconds after its last activity an idle conversation is purged (default 30 days;
-    /// capped by the operator). Closed conversations are purged at once.
+    /// capped by the operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_ttl_secs: Option<u64>,
+    /// Purge a conversation the moment it is closed (default). When false, closing deletes
+    /// its messages but keeps the conversation until it has been idle `idle_ttl_secs`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purge_on_close: Option<bool>,
 }
 
 // ---------------------------------------------------------------- conversations
@@ -292,6 +296,9 @@ pub enum ConversationState {
     Waiting,
     /// Claimed by an advocate.
     Assigned,
+    /// Closed, kept (without any message) because the organisation does not purge on close;
+    /// opening contact again reopens it with the same advocate.
+    Closed,
 }
 
 /// `POST /v1/orgs/{code}/conversations`.

@@ -137,4 +137,80 @@ async fn organisation_retention_is_bounded_and_enforced(backend: Backend) {
     s.stop().await;
 }
 
-quietline_tests::on_both!(organisation_retention_is_bounded_and_enforced);
+async fn without_purge_on_close_a_closed_conversation_keeps_no_messages_and_can_be_reopened(
+    backend: Backend,
+) {
+    use quietline_proto::wire::ConversationState;
+    let s = TestServer::start(backend).await;
+    s.create_org("hotline").await;
+    let sup = s.member("hotline", "sam", Role::Supervisor).await;
+    let adv = s.member("hotline", "ana", Role::Advocate).await;
+    assert_eq!(
+        sup.api.org_settings().await.unwrap().purge_on_close,
+        Some(true),
+        "safe default: purge at once"
+    );
+    sup.api
+        .set_org_settings(&OrgSettings {
+            purge_on_close: Some(false),
+            idle_ttl_secs: Some(24 * 3600),
+            ..OrgSettings::default()
+        })
+        .await
+        .unwrap();
+    adv.api.set_duty(true).await.unwrap();
+    let sur = s.survivor().await;
+    let conv = sur
+        .api
+        .open_conversation("hotline", &OpenConversation::default())
+        .await
+        .unwrap()
+        .conversation
+        .id;
+    adv.api.claim(conv).await.unwrap();
+    let msg = |to| SendMessage {
+        message_id: random_id(),
+        envelopes: vec![OutgoingEnvelope {
+            device_id: to,
+            ciphertext: opaque(1024),
+        }],
+    };
+    adv.api.send(conv, &msg(sur.device_id)).await.unwrap();
+    adv.api.close(conv).await.unwrap();
+    assert_eq!(
+        s.store().count_envelopes(&sur.device_id.0).await.unwrap(),
+        0,
+        "messages purged at once"
+    );
+    assert_eq!(
+        adv.api.conversation(conv).await.unwrap().state,
+        ConversationState::Closed
+    );
+    assert!(
+        adv.api
+            .send(conv, &msg(sur.device_id))
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Conflict)
+    );
+    // The survivor comes back: the same conversation, the same advocate.
+    let again = sur
+        .api
+        .open_conversation("hotline", &OpenConversation::default())
+        .await
+        .unwrap();
+    assert_eq!(again.conversation.id, conv);
+    assert_eq!(again.conversation.assigned_to, Some(adv.member_id));
+    sur.api.send(conv, &msg(adv.device_id)).await.unwrap();
+    // Closed and idle long enough: purged.
+    adv.api.close(conv).await.unwrap();
+    s.clock.advance(24 * 3600 + 3600);
+    assert_eq!(sweep_once(&s.state).await.unwrap().idle_conversations, 1);
+    assert!(s.store().conversation(&conv.0).await.unwrap().is_none());
+    s.stop().await;
+}
+
+quietline_tests::on_both!(
+    organisation_retention_is_bounded_and_enforced,
+    without_purge_on_close_a_closed_conversation_keeps_no_messages_and_can_be_reopened,
+);

@@ -19,7 +19,9 @@ use quietline_proto::{ErrorCode, Id};
 fn to_wire(c: &ConversationRow) -> Result<Conversation> {
     Ok(Conversation {
         id: to_id(&c.id)?,
-        state: if c.assigned_member.is_some() {
+        state: if c.closed != 0 {
+            ConversationState::Closed
+        } else if c.assigned_member.is_some() {
             ConversationState::Assigned
         } else {
             ConversationState::Waiting
@@ -106,7 +108,16 @@ pub async fn open(
         .await?
         .ok_or_else(Error::not_found)?;
     let conv = match state.store.conversation_of_device(&device.0).await? {
-        // Opening again is idempotent for the same organisation.
+        // Opening again is idempotent for the same organisation, and reopens a conversation
+        // kept after closing, with the same advocate.
+        Some(c) if c.org_id == org.id && c.closed != 0 => {
+            state.store.reopen(&c.id, hour(state.now())).await?;
+            state
+                .store
+                .conversation(&c.id)
+                .await?
+                .ok_or_else(Error::not_found)?
+        }
         Some(c) if c.org_id == org.id => c,
         Some(_) => return Err(Error::conflict()),
         None => {
@@ -266,7 +277,16 @@ pub async fn close(state: &AppState, caller: Caller, id: Id) -> Result<()> {
     if let Some(me) = caller.device() {
         notify.retain(|d| *d != me);
     }
-    state.store.purge_conversation(&c.id).await?;
+    let org = state
+        .store
+        .org_by_id(&c.org_id)
+        .await?
+        .ok_or_else(Error::not_found)?;
+    if org.purge_on_close != 0 {
+        state.store.purge_conversation(&c.id).await?;
+    } else {
+        state.store.close_keeping(&c.id, hour(state.now())).await?;
+    }
     // The purged id is not repeated in the event (DESIGN.md §3, invariant 3).
     emit(state, &notify, EventKind::ConversationClosed, None).await
 }

@@ -57,6 +57,7 @@ pub async fn settings(state: &AppState, caller: Caller) -> Result<OrgSettings> {
         out_of_hours_message: Some(o.out_of_hours_message),
         envelope_ttl_secs: Some(o.envelope_ttl_secs.max(0) as u64),
         idle_ttl_secs: Some(o.idle_ttl_secs.max(0) as u64),
+        purge_on_close: Some(o.purge_on_close != 0),
     })
 }
 
@@ -88,6 +89,7 @@ pub async fn set_settings(
             req.out_of_hours_message.as_deref(),
             req.envelope_ttl_secs.map(|v| v as i64),
             req.idle_ttl_secs.map(|v| v as i64),
+            req.purge_on_close,
         )
         .await?;
     settings(state, caller).await

@@ -38,6 +38,9 @@ pub async fn send(
     }
     let c = visible(state, caller, conversation).await?;
     may_send(&c, caller)?;
+    if c.closed != 0 {
+        return Err(Error::conflict());
+    }
     let expected = recipients_for(state, &c, sender).await?;
     let mut given: Vec<Id> = req.envelopes.iter().map(|e| e.device_id).collect();
     given.sort();

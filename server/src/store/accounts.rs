@@ -10,9 +10,11 @@ pub struct OrgRow {
     pub out_of_hours_message: String,
     pub envelope_ttl_secs: i64,
     pub idle_ttl_secs: i64,
+    pub purge_on_close: i64,
 }
 
-const ORG_COLUMNS: &str = "id, code, name, out_of_hours_message, envelope_ttl_secs, idle_ttl_secs";
+const ORG_COLUMNS: &str =
+    "id, code, name, out_of_hours_message, envelope_ttl_secs, idle_ttl_secs, purge_on_close";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MemberRow {
@@ -95,17 +97,20 @@ impl Store {
         message: Option<&str>,
         envelope_ttl_secs: Option<i64>,
         idle_ttl_secs: Option<i64>,
+        purge_on_close: Option<bool>,
     ) -> Result<()> {
         with_db!(self, write, |pool| {
             sqlx::query(
                 "UPDATE orgs SET out_of_hours_message = COALESCE($1, out_of_hours_message), \
                  envelope_ttl_secs = COALESCE($2, envelope_ttl_secs), \
-                 idle_ttl_secs = COALESCE($3, idle_ttl_secs) WHERE id = $4",
+                 idle_ttl_secs = COALESCE($3, idle_ttl_secs), \
+                 purge_on_close = COALESCE($5, purge_on_close) WHERE id = $4",
             )
             .bind(message)
             .bind(envelope_ttl_secs)
             .bind(idle_ttl_secs)
             .bind(org)
+            .bind(purge_on_close.map(i64::from))
             .execute(pool)
             .await?;
         });

@@ -12,10 +12,10 @@ pub struct ConversationRow {
     pub language: Option<String>,
     pub queue_seq: i64,
     pub opened_hour: i64,
+    pub closed: i64,
 }
 
-const COLUMNS: &str =
-    "id, org_id, survivor_device, assigned_member, urgent, language, queue_seq, opened_hour";
+const COLUMNS: &str = "id, org_id, survivor_device, assigned_member, urgent, language, queue_seq, opened_hour, closed";
 
 /// Whose view of the conversation list.
 pub enum ListFor<'a> {
@@ -80,7 +80,7 @@ impl Store {
         let ahead: i64 = with_db!(self, read, |pool| {
             sqlx::query_scalar(
                 "SELECT COUNT(*) FROM conversations WHERE org_id = $1 AND assigned_member IS NULL \
-                 AND (urgent > $2 OR (urgent = $2 AND queue_seq < $3))",
+                 AND closed = 0 AND (urgent > $2 OR (urgent = $2 AND queue_seq < $3))",
             )
             .bind(&c.org_id)
             .bind(c.urgent)
@@ -124,7 +124,7 @@ impl Store {
         let n = with_db!(self, write, |pool| {
             sqlx::query(
                 "UPDATE conversations SET assigned_member = $1, active_hour = $2 \
-                 WHERE id = $3 AND assigned_member IS NULL",
+                 WHERE id = $3 AND assigned_member IS NULL AND closed = 0",
             )
             .bind(member)
             .bind(hour)
@@ -169,6 +169,40 @@ impl Store {
             .bind(conversation)
             .execute(pool)
             .await?;
+        });
+        Ok(())
+    }
+
+    /// Close without purging: delete the envelopes and events, keep the row marked closed.
+    pub async fn close_keeping(&self, conversation: &[u8], hour: i64) -> Result<()> {
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM envelopes WHERE conversation_id = $1")
+                .bind(conversation)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM events WHERE conversation_id = $1")
+                .bind(conversation)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE conversations SET closed = 1, active_hour = $1 WHERE id = $2")
+                .bind(hour)
+                .bind(conversation)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// Reopen a closed conversation (the survivor came back).
+    pub async fn reopen(&self, conversation: &[u8], hour: i64) -> Result<()> {
+        with_db!(self, write, |pool| {
+            sqlx::query("UPDATE conversations SET closed = 0, active_hour = $1 WHERE id = $2")
+                .bind(hour)
+                .bind(conversation)
+                .execute(pool)
+                .await?;
         });
         Ok(())
     }
