@@ -89,11 +89,22 @@ fn forms(b: &[u8]) -> [String; 2] {
 async fn wipe_leaves_no_rows_for_the_device(backend: Backend) {
     let (s, adv) = setup(backend).await;
     let (sur, conv) = engaged(&s, &adv).await;
+    // A push registration too (no safe hours, so no wake is ever sent).
+    const ENDPOINT: &str = "https://push.example.org/up/wiped-device-endpoint";
+    sur.api
+        .register_push(&quietline_proto::wire::PushRegistration {
+            endpoint: ENDPOINT.into(),
+            utc_offset_minutes: 0,
+            safe_hours: vec![],
+        })
+        .await
+        .unwrap();
     let exit_hash = quietline_server::random::token_hash(&sur.exit_token);
-    let secrets: Vec<String> = [&sur.device_id.0[..], &conv.0[..], &exit_hash[..]]
+    let mut secrets: Vec<String> = [&sur.device_id.0[..], &conv.0[..], &exit_hash[..]]
         .iter()
         .flat_map(|b| forms(b))
         .collect();
+    secrets.push(ENDPOINT.to_owned());
     let before = s.store().dump_all_tables().await.unwrap();
     for secret in &secrets {
         assert!(
