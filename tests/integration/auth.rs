@@ -261,16 +261,7 @@ async fn authorization_matrix(backend: Backend) {
     );
     let err = other_sur
         .api
-        .send(
-            conv,
-            &SendMessage {
-                message_id: random_id(),
-                envelopes: vec![OutgoingEnvelope {
-                    device_id: a.device_id,
-                    ciphertext: opaque(1024),
-                }],
-            },
-        )
+        .send(conv, &one_envelope(a.device_id))
         .await
         .unwrap_err();
     assert!(err.is(ErrorCode::NotFound));

@@ -2,8 +2,7 @@
 
 use quietline_proto::ErrorCode;
 use quietline_proto::wire::{
-    ConversationState, EventKind, OpenConversation, OrgSettings, OutgoingEnvelope, Role,
-    SendMessage,
+    ConversationState, EventKind, OpenConversation, OrgSettings, Role, SendMessage,
 };
 use quietline_tests::*;
 use std::collections::HashSet;
@@ -214,33 +213,12 @@ async fn queue_puts_urgent_first_and_transfer_and_close_work(backend: Backend) {
     // a can no longer send in it.
     let err = a
         .api
-        .send(
-            conv,
-            &SendMessage {
-                message_id: random_id(),
-                envelopes: vec![OutgoingEnvelope {
-                    device_id: s1.device_id,
-                    ciphertext: opaque(1024),
-                }],
-            },
-        )
+        .send(conv, &one_envelope(s1.device_id))
         .await
         .unwrap_err();
     assert!(err.is(ErrorCode::NotFound) || err.is(ErrorCode::Forbidden));
     // b answers, then closes: conversation and envelopes are purged at once.
-    b.api
-        .send(
-            conv,
-            &SendMessage {
-                message_id: random_id(),
-                envelopes: vec![OutgoingEnvelope {
-                    device_id: s1.device_id,
-                    ciphertext: opaque(1024),
-                }],
-            },
-        )
-        .await
-        .unwrap();
+    b.api.send(conv, &one_envelope(s1.device_id)).await.unwrap();
     assert_eq!(s.store().count_envelopes(&s1.device_id.0).await.unwrap(), 1);
     b.api.close(conv).await.unwrap();
     assert!(s.store().conversation(&conv.0).await.unwrap().is_none());

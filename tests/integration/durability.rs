@@ -5,7 +5,7 @@
 //! [`child_server`], which serves until killed.
 
 use quietline_client::Api;
-use quietline_proto::wire::{Enroll, Login, OpenConversation, OutgoingEnvelope, Role, SendMessage};
+use quietline_proto::wire::{Enroll, Login, OpenConversation, Role};
 use quietline_server::AppState;
 use quietline_server::clock::{Clock, SystemClock};
 use quietline_server::config::Config;
@@ -182,13 +182,7 @@ async fn accepted_envelopes_survive_kill_9(backend: Backend) {
 
     let mut sent = Vec::new();
     for _ in 0..25 {
-        let msg = SendMessage {
-            message_id: random_id(),
-            envelopes: vec![OutgoingEnvelope {
-                device_id: reg.device_id,
-                ciphertext: opaque(1024),
-            }],
-        };
+        let msg = one_envelope(reg.device_id);
         sur.send(conv, &msg).await.unwrap(); // 202: durable from here on
         sent.push((msg.message_id, msg.envelopes[0].ciphertext.clone()));
     }

@@ -138,16 +138,7 @@ async fn expiry_deletes_undelivered_envelopes(backend: Backend) {
         .conversation
         .id;
     sur.api
-        .send(
-            conv,
-            &SendMessage {
-                message_id: random_id(),
-                envelopes: vec![OutgoingEnvelope {
-                    device_id: adv.device_id,
-                    ciphertext: opaque(1024),
-                }],
-            },
-        )
+        .send(conv, &one_envelope(adv.device_id))
         .await
         .unwrap();
     assert_eq!(
@@ -207,16 +198,7 @@ async fn stale_recipient_list_gets_409_with_the_current_list(backend: Backend) {
     b.api.set_duty(true).await.unwrap(); // the list the survivor got is now stale
     let err = sur
         .api
-        .send(
-            conv,
-            &SendMessage {
-                message_id: random_id(),
-                envelopes: vec![OutgoingEnvelope {
-                    device_id: a.device_id,
-                    ciphertext: opaque(1024),
-                }],
-            },
-        )
+        .send(conv, &one_envelope(a.device_id))
         .await
         .unwrap_err();
     assert_eq!(err.status(), Some(409));
@@ -281,13 +263,7 @@ async fn resend_with_the_same_id_is_stored_once(backend: Backend) {
         .unwrap()
         .conversation
         .id;
-    let msg = SendMessage {
-        message_id: random_id(),
-        envelopes: vec![OutgoingEnvelope {
-            device_id: a.device_id,
-            ciphertext: opaque(1024),
-        }],
-    };
+    let msg = one_envelope(a.device_id);
     sur.api.send(conv, &msg).await.unwrap();
     sur.api.send(conv, &msg).await.unwrap();
     assert_eq!(s.store().count_envelopes(&a.device_id.0).await.unwrap(), 1);
@@ -310,31 +286,13 @@ async fn full_queue_refuses_with_quota_exceeded(backend: Backend) {
         .id;
     for _ in 0..3 {
         sur.api
-            .send(
-                conv,
-                &SendMessage {
-                    message_id: random_id(),
-                    envelopes: vec![OutgoingEnvelope {
-                        device_id: a.device_id,
-                        ciphertext: opaque(1024),
-                    }],
-                },
-            )
+            .send(conv, &one_envelope(a.device_id))
             .await
             .unwrap();
     }
     let err = sur
         .api
-        .send(
-            conv,
-            &SendMessage {
-                message_id: random_id(),
-                envelopes: vec![OutgoingEnvelope {
-                    device_id: a.device_id,
-                    ciphertext: opaque(1024),
-                }],
-            },
-        )
+        .send(conv, &one_envelope(a.device_id))
         .await
         .unwrap_err();
     assert!(err.is(ErrorCode::QuotaExceeded));

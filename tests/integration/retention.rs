@@ -2,7 +2,7 @@
 //! non-expiry timestamps are stored rounded to the hour.
 
 use quietline_proto::ErrorCode;
-use quietline_proto::wire::{OpenConversation, OrgSettings, OutgoingEnvelope, Role, SendMessage};
+use quietline_proto::wire::{OpenConversation, OrgSettings, Role};
 use quietline_server::sweeper::sweep_once;
 use quietline_tests::*;
 
@@ -76,16 +76,7 @@ async fn organisation_retention_is_bounded_and_enforced(backend: Backend) {
         .conversation
         .id;
     sur.api
-        .send(
-            conv,
-            &SendMessage {
-                message_id: random_id(),
-                envelopes: vec![OutgoingEnvelope {
-                    device_id: adv.device_id,
-                    ciphertext: opaque(1024),
-                }],
-            },
-        )
+        .send(conv, &one_envelope(adv.device_id))
         .await
         .unwrap();
     // Stored times that are not expiries are whole hours.
@@ -168,14 +159,10 @@ async fn without_purge_on_close_a_closed_conversation_keeps_no_messages_and_can_
         .conversation
         .id;
     adv.api.claim(conv).await.unwrap();
-    let msg = |to| SendMessage {
-        message_id: random_id(),
-        envelopes: vec![OutgoingEnvelope {
-            device_id: to,
-            ciphertext: opaque(1024),
-        }],
-    };
-    adv.api.send(conv, &msg(sur.device_id)).await.unwrap();
+    adv.api
+        .send(conv, &one_envelope(sur.device_id))
+        .await
+        .unwrap();
     adv.api.close(conv).await.unwrap();
     assert_eq!(
         s.store().count_envelopes(&sur.device_id.0).await.unwrap(),
@@ -188,7 +175,7 @@ async fn without_purge_on_close_a_closed_conversation_keeps_no_messages_and_can_
     );
     assert!(
         adv.api
-            .send(conv, &msg(sur.device_id))
+            .send(conv, &one_envelope(sur.device_id))
             .await
             .unwrap_err()
             .is(ErrorCode::Conflict)
@@ -201,7 +188,10 @@ async fn without_purge_on_close_a_closed_conversation_keeps_no_messages_and_can_
         .unwrap();
     assert_eq!(again.conversation.id, conv);
     assert_eq!(again.conversation.assigned_to, Some(adv.member_id));
-    sur.api.send(conv, &msg(adv.device_id)).await.unwrap();
+    sur.api
+        .send(conv, &one_envelope(adv.device_id))
+        .await
+        .unwrap();
     // Closed and idle long enough: purged.
     adv.api.close(conv).await.unwrap();
     s.clock.advance(24 * 3600 + 3600);

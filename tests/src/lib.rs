@@ -389,3 +389,14 @@ macro_rules! on_both {
         )*
     };
 }
+
+/// A message with one 1 KiB opaque envelope for `device`, under a fresh message id.
+pub fn one_envelope(device: Id) -> quietline_proto::wire::SendMessage {
+    quietline_proto::wire::SendMessage {
+        message_id: random_id(),
+        envelopes: vec![quietline_proto::wire::OutgoingEnvelope {
+            device_id: device,
+            ciphertext: opaque(1024),
+        }],
+    }
+}
