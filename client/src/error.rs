@@ -61,6 +61,21 @@ pub enum Error {
     #[error("state file: {0}")]
     Io(#[from] std::io::Error),
 
+    /// The passphrase does not open the state file: it is wrong, or the file (its header
+    /// included) was altered after it was written. The two cannot be told apart: the salt and
+    /// cost parameters in the header are inputs to the key.
+    #[error("the passphrase does not open this state file (wrong passphrase or altered file)")]
+    WrongPassphrase,
+
+    /// Another `StateFile` (in this process or another) holds the state's lock.
+    #[error("the state is in use by another process")]
+    StateLocked,
+
+    /// The state file is not one this client reads: the old format with its key in a separate
+    /// file, another kind of file, or key derivation parameters out of bounds.
+    #[error("state file: {0}")]
+    StateFormat(&'static str),
+
     /// The state is inconsistent with the request (for example, no session and no way to make
     /// one, or a conversation the client does not know).
     #[error("{0}")]

@@ -26,7 +26,7 @@ pub use api::{Api, ExitMode, Method, RawRequest, RawResponse, Token, random_id, 
 pub use error::{Error, Result};
 pub use message::{Body, Payload};
 pub use secure::{Incoming, Received, SecureClient, Sent};
-pub use state::{DeviceState, StateFile};
+pub use state::{DeviceState, KdfParams, StateFile};
 pub use stream::Stream;
 
 /// The crypto types callers need alongside the SDK.

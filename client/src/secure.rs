@@ -284,11 +284,10 @@ impl SecureClient {
     pub async fn quick_exit(&mut self, mode: ExitMode) -> Result<()> {
         let token = self.state.exit_token.clone().ok_or(Error::NoToken)?;
         let result = self.relay.exit(token.as_str(), mode).await;
-        if matches!(mode, ExitMode::Wipe | ExitMode::Duress) {
-            if let Some(f) = &self.file {
-                f.destroy()?;
-            }
-            self.file = None;
+        if matches!(mode, ExitMode::Wipe | ExitMode::Duress)
+            && let Some(f) = self.file.take()
+        {
+            f.destroy()?;
         }
         result
     }
@@ -761,10 +760,12 @@ mod tests {
 
         let dir = tempfile::tempdir().unwrap();
         let key = quietline_proto::crypto::StoreKey::generate().unwrap();
-        b.persist_to(StateFile::new(dir.path().join("b"), key.clone()))
+        b.persist_to(StateFile::new(dir.path().join("b"), key.clone()).unwrap())
             .unwrap();
+        b.file = None; // releases the state's lock
         let relay = Api::new("http://127.0.0.1:1").unwrap();
-        let mut b2 = SecureClient::load(&relay, StateFile::new(dir.path().join("b"), key)).unwrap();
+        let file = StateFile::new(dir.path().join("b"), key).unwrap();
+        let mut b2 = SecureClient::load(&relay, file).unwrap();
         assert_eq!(b2.open_envelope(&e1), None, "seen ids persist");
         let e2 = seal_for(&mut a, conv, b.device_id(), "two");
         match b2.open_envelope(&e2).unwrap() {

@@ -7,7 +7,6 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
-use quietline_client::state::load_or_create_key;
 use quietline_client::{
     Api, Error as SdkError, ExitMode, Incoming, SecureClient, StateFile, Stream,
 };
@@ -16,8 +15,10 @@ use quietline_proto::wire::{
 };
 use quietline_proto::{ErrorCode, Id};
 use std::collections::VecDeque;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use subtle::ConstantTimeEq;
 use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
@@ -54,28 +55,69 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct StateArgs {
-    /// Sealed state file of this device (created on first run).
+    /// Sealed state file of this device (created on first run, with `<state>.lock` beside it
+    /// while a client uses it).
     #[arg(long)]
     state: PathBuf,
-    /// File with the 32-byte key sealing the state (default: the state path + `.key`;
-    /// created if missing). Keep it somewhere else than the state in real use.
+    /// File whose first line is the passphrase sealing the state. Without it the passphrase
+    /// is asked on the terminal (twice when the state is new). Keep the file off the device
+    /// that holds the state in real use: a passphrase beside the state protects nothing.
     #[arg(long)]
-    state_key: Option<PathBuf>,
+    passphrase_file: Option<PathBuf>,
 }
 
 impl StateArgs {
-    fn file(&self) -> Result<StateFile> {
-        let key_path = match &self.state_key {
-            Some(p) => p.clone(),
-            None => {
-                let mut p = self.state.clone().into_os_string();
-                p.push(".key");
-                PathBuf::from(p)
-            }
+    /// The passphrase from `--passphrase-file`, or typed on the terminal without echo.
+    fn passphrase(&self, new: bool) -> Result<Zeroizing<String>> {
+        if let Some(path) = &self.passphrase_file {
+            return read_secret_line(path);
+        }
+        if !std::io::stdin().is_terminal() {
+            bail!("give --passphrase-file: there is no terminal to ask for the state passphrase");
+        }
+        let prompt = if new {
+            "passphrase for the new state: "
+        } else {
+            "state passphrase: "
         };
-        let key = load_or_create_key(&key_path)
-            .with_context(|| format!("state key {}", key_path.display()))?;
-        Ok(StateFile::new(&self.state, key))
+        let first = Zeroizing::new(rpassword::prompt_password(prompt)?);
+        if first.is_empty() {
+            bail!("the passphrase is empty");
+        }
+        if new {
+            let again = Zeroizing::new(rpassword::prompt_password("the same passphrase again: ")?);
+            if !bool::from(first.as_bytes().ct_eq(again.as_bytes())) {
+                bail!("the two passphrases differ");
+            }
+        }
+        Ok(first)
+    }
+
+    /// Open the existing state with its passphrase.
+    fn open(&self) -> Result<StateFile> {
+        let passphrase = self.passphrase(false)?;
+        StateFile::open_with_passphrase(&self.state, passphrase.as_bytes())
+            .map_err(state_error)
+            .with_context(|| format!("opening the state file {}", self.state.display()))
+    }
+
+    /// Take the path for a new state (locked, key derived) before the device registers, so
+    /// that a registration is never lost to a state that cannot be written.
+    fn create(&self) -> Result<StateFile> {
+        let passphrase = self.passphrase(true)?;
+        StateFile::create_with_passphrase(&self.state, passphrase.as_bytes())
+            .map_err(state_error)
+            .with_context(|| format!("creating the state file {}", self.state.display()))
+    }
+}
+
+/// The SDK's state errors, with what to do about them.
+fn state_error(e: SdkError) -> anyhow::Error {
+    match e {
+        SdkError::StateLocked => {
+            anyhow!("{e}: another quietline-cli is running with this --state; stop it first")
+        }
+        other => other.into(),
     }
 }
 
@@ -261,12 +303,13 @@ async fn enroll(server: &str, args: EnrollArgs) -> Result<()> {
 
 async fn survivor(server: &str, args: SurvivorArgs) -> Result<()> {
     let relay = Api::new(server)?;
-    let file = args.state.file()?;
-    let mut client = if file.exists() {
+    let mut client = if args.state.state.exists() {
+        let file = args.state.open()?;
         let c = SecureClient::load(&relay, file).context("opening the state file")?;
         info("device state loaded");
         c
     } else {
+        let file = args.state.create()?;
         info("registering this device (solving the proof of work)...");
         let mut c = SecureClient::register_survivor(&relay).await?;
         c.persist_to(file)?;
@@ -468,8 +511,8 @@ async fn login(
 
 async fn advocate(server: &str, args: AdvocateArgs) -> Result<()> {
     let relay = Api::new(server)?;
-    let file = args.state.file()?;
-    let (mut client, member_id) = if file.exists() {
+    let (mut client, member_id) = if args.state.state.exists() {
+        let file = args.state.open()?;
         let mut c = SecureClient::load(&relay, file).context("opening the state file")?;
         let logged = login(&relay, &args, Some(c.device_id())).await?;
         c.adopt_tokens(&logged.tokens)?;
@@ -480,6 +523,7 @@ async fn advocate(server: &str, args: AdvocateArgs) -> Result<()> {
         ));
         (c, logged.member_id)
     } else {
+        let file = args.state.create()?;
         let logged = login(&relay, &args, None).await?;
         let member = relay.with_token(logged.tokens.access_token.as_str());
         let mut c = SecureClient::register_member_device(&member).await?;
@@ -760,10 +804,45 @@ mod tests {
             "otpauth://totp/x?secret=AAAA",
             "--state",
             "alice.state",
+            "--passphrase-file",
+            "alice.pass",
         ])
         .unwrap();
         assert_eq!(cli.server, "http://127.0.0.1:8080/x7");
-        assert!(matches!(cli.command, Command::Advocate(_)));
+        match &cli.command {
+            Command::Advocate(a) => {
+                assert_eq!(a.state.state, PathBuf::from("alice.state"));
+                assert_eq!(a.state.passphrase_file, Some(PathBuf::from("alice.pass")));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "quietline-cli",
+            "survivor",
+            "--org",
+            "safe-harbor",
+            "--state",
+            "me.state",
+        ])
+        .unwrap();
+        match &cli.command {
+            Command::Survivor(s) => assert_eq!(s.state.passphrase_file, None),
+            other => panic!("unexpected {other:?}"),
+        }
+        // The key file beside the state is gone, and so is its flag.
+        assert!(
+            Cli::try_parse_from([
+                "quietline-cli",
+                "survivor",
+                "--org",
+                "o",
+                "--state",
+                "me.state",
+                "--state-key",
+                "me.state.key"
+            ])
+            .is_err()
+        );
         assert!(
             Cli::try_parse_from([
                 "quietline-cli",
@@ -796,7 +875,7 @@ mod tests {
             totp_uri_file: None,
             state: StateArgs {
                 state: "s".into(),
-                state_key: None,
+                passphrase_file: None,
             },
             auto_claim: false,
         };
@@ -810,5 +889,39 @@ mod tests {
             let a = totp_code(&base(Some(secret), None)).unwrap();
             assert_eq!(a, b);
         }
+    }
+
+    #[test]
+    fn the_state_opens_only_with_the_passphrase_it_was_created_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let pass = dir.path().join("pass");
+        std::fs::write(&pass, "blue kettle\nsecond line is not part of it\n").unwrap();
+        let args = StateArgs {
+            state: dir.path().join("me.state"),
+            passphrase_file: Some(pass.clone()),
+        };
+        assert_eq!(args.passphrase(true).unwrap().as_str(), "blue kettle");
+
+        let file = args.create().unwrap();
+        let (secrets, _) = quietline_proto::crypto::keys::DeviceSecrets::generate().unwrap();
+        let state = quietline_client::DeviceState::new(Id([7; 16]), secrets, None, None);
+        file.save(&state).unwrap();
+        let e = args.open().unwrap_err();
+        assert!(format!("{e:#}").contains("another quietline-cli"), "{e:#}");
+        assert!(args.create().is_err(), "a second create is refused");
+        drop(file);
+
+        assert_eq!(
+            args.open().unwrap().load().unwrap().device_id(),
+            Id([7; 16])
+        );
+        std::fs::write(&pass, "blue kettles\n").unwrap();
+        let e = args.open().unwrap_err();
+        assert!(
+            format!("{e:#}").contains("passphrase does not open"),
+            "{e:#}"
+        );
+        std::fs::write(&pass, "\n").unwrap();
+        assert!(args.open().is_err(), "an empty passphrase file is refused");
     }
 }
