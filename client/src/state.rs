@@ -232,7 +232,8 @@ pub struct KdfParams {
 }
 
 impl KdfParams {
-    /// 64 MiB, 3 passes, 1 lane: RFC 9106's second recommended option, light enough for a
+    /// 64 MiB, 3 passes, 1 lane: the memory and passes of RFC 9106's second recommended
+    /// option, on one lane because the derivation runs on one thread; light enough for a
     /// phone, and run once per start of the client, not per save.
     pub const DEFAULT: KdfParams = KdfParams {
         m_cost_kib: 64 * 1024,
