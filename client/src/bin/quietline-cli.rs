@@ -55,8 +55,8 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct StateArgs {
-    /// Sealed state file of this device (created on first run, with `<state>.lock` beside it
-    /// while a client uses it).
+    /// Sealed state file of this device (created on first run; `<state>.lock` beside it holds
+    /// the lock while a client uses the state).
     #[arg(long)]
     state: PathBuf,
     /// File whose first line is the passphrase sealing the state. Without it the passphrase
