@@ -45,8 +45,10 @@ pub fn fixture() -> &'static Fixture {
             device_id: Id([1; 16]),
             identity_key: keys.identity_key.clone(),
             signing_key: keys.signing_key.clone(),
+            identity_signature: keys.identity_signature.clone(),
             signed_prekey: keys.signed_prekey.clone(),
             one_time_prekey: keys.one_time_prekeys.first().cloned(),
+            certificate: None,
         };
         let mut alice = x3dh::initiate_with(&alice_id, &bundle, CONVERSATION, &mut rng).unwrap();
         let first_contact = alice.encrypt(b"first contact").unwrap();

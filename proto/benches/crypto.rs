@@ -6,8 +6,10 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use quietline_proto::Id;
 use quietline_proto::crypto::envelope;
 use quietline_proto::crypto::keys::{DeviceSecrets, IdentityKeyPair};
+use quietline_proto::crypto::session::MAX_SKIP;
 use quietline_proto::crypto::session::Session;
-use quietline_proto::crypto::{OsRandom, x3dh};
+use quietline_proto::crypto::{CryptoError, OsRandom, PROTOCOL_VERSION, x3dh};
+use quietline_proto::padding::MAX_ENVELOPE;
 use quietline_proto::wire::{Bundle, DeviceKeys};
 use std::hint::black_box;
 
@@ -18,8 +20,10 @@ fn bundle(keys: &DeviceKeys) -> Bundle {
         device_id: Id([1; 16]),
         identity_key: keys.identity_key.clone(),
         signing_key: keys.signing_key.clone(),
+        identity_signature: keys.identity_signature.clone(),
         signed_prekey: keys.signed_prekey.clone(),
         one_time_prekey: keys.one_time_prekeys.first().cloned(),
+        certificate: None,
     }
 }
 
@@ -125,6 +129,51 @@ fn bench_decode(c: &mut Criterion) {
     group.finish();
 }
 
+/// An ordinary-message envelope with a chosen ratchet header and a body that does not
+/// authenticate, in the largest bucket (the longest tag check).
+fn forged(dh: [u8; 32], pn: u32, n: u32) -> Vec<u8> {
+    let mut env = vec![PROTOCOL_VERSION, envelope::TYPE_MESSAGE];
+    env.extend_from_slice(&dh);
+    env.extend_from_slice(&pn.to_be_bytes());
+    env.extend_from_slice(&n.to_be_bytes());
+    env.resize(MAX_ENVELOPE, 0xA5);
+    env
+}
+
+/// The most work one unauthenticated envelope can cause a session: a header that passes
+/// every check before the tag, with the largest skip allowed (docs/CRYPTO.md, "Limits").
+fn bench_forged_header(c: &mut Criterion) {
+    let (mut alice, mut bob) = pair();
+    // Alice has opened messages 0 and 1 of Bob's current chain (next expected: 2).
+    let env = bob.encrypt(b"one").unwrap();
+    alice.decrypt(&env).unwrap();
+    let stored = alice.to_bytes();
+    // A new ratchet key: the rest of the current chain up to PN plus N in the new chain,
+    // MAX_SKIP chain steps in all, then one X25519, the root KDF and the tag check.
+    let half = MAX_SKIP / 2;
+    let new_key = forged(
+        x25519_dalek::PublicKey::from(&x25519_dalek::StaticSecret::from([9u8; 32])).to_bytes(),
+        2 + half,
+        MAX_SKIP - half,
+    );
+    // The current receiving key with N at the bound: MAX_SKIP chain steps, no X25519.
+    let header = envelope::decode(&env).unwrap().header;
+    let same_chain = forged(header.dh, header.pn, header.n + 1 + MAX_SKIP);
+    for forged in [&new_key, &same_chain] {
+        assert_eq!(
+            alice.decrypt(forged).unwrap_err(),
+            CryptoError::DecryptFailed
+        );
+        assert_eq!(alice.to_bytes(), stored);
+    }
+    c.bench_function("forged_header_worst_case", |bench| {
+        bench.iter(|| alice.decrypt(black_box(&new_key)).unwrap_err())
+    });
+    c.bench_function("forged_header_same_chain", |bench| {
+        bench.iter(|| alice.decrypt(black_box(&same_chain)).unwrap_err())
+    });
+}
+
 /// The primitives alone, on this machine, to read the figures above against.
 fn bench_primitives(c: &mut Criterion) {
     use chacha20poly1305::aead::AeadInPlace;
@@ -176,6 +225,7 @@ criterion_group!(
     bench_primitives,
     bench_x3dh,
     bench_ratchet,
-    bench_decode
+    bench_decode,
+    bench_forged_header
 );
 criterion_main!(benches);

@@ -108,6 +108,9 @@ pub struct DeviceKeys {
     pub identity_key: Bytes,
     /// Ed25519 signing key, 32 bytes.
     pub signing_key: Bytes,
+    /// Ed25519 signature by `signing_key` over `"Quietline_IdentityBinding_v1" ||
+    /// identity_key`, 64 bytes: binds the X25519 identity key to the signing key.
+    pub identity_signature: Bytes,
     pub signed_prekey: SignedPrekey,
     #[serde(default)]
     pub one_time_prekeys: Vec<OneTimePrekey>,
@@ -163,11 +166,96 @@ pub struct PrekeyCount {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Bundle {
     pub device_id: Id,
+    /// X25519 identity key, 32 bytes.
     pub identity_key: Bytes,
+    /// Ed25519 signing key, 32 bytes.
     pub signing_key: Bytes,
+    /// The identity binding signature of [`DeviceKeys::identity_signature`], 64 bytes.
+    pub identity_signature: Bytes,
     pub signed_prekey: SignedPrekey,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub one_time_prekey: Option<OneTimePrekey>,
+    /// A member device's certificate from its organisation key; absent for survivor devices
+    /// and for member devices not yet certified (which clients refuse as recipients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<Certificate>,
+}
+
+// ---------------------------------------------------------------- organisation trust
+
+/// A device certificate: the canonical body (the encoding of
+/// [`CertificateBody`](crate::trust::CertificateBody)) and the organisation key's Ed25519
+/// signature over `"Quietline_DeviceCertificate_v1" || body`. Made on a supervisor's machine;
+/// the relay stores and serves it but cannot make one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Certificate {
+    /// Canonical certificate body (docs/CRYPTO.md, "Device certificate").
+    pub body: Bytes,
+    /// Ed25519 signature by the organisation key, 64 bytes.
+    pub signature: Bytes,
+}
+
+/// `GET /v1/orgs/{code}/key`: the organisation key's history, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct OrgKeyChain {
+    /// The first organisation key registered (Ed25519, 32 bytes).
+    pub first: Bytes,
+    /// Every replacement since, oldest first.
+    #[serde(default)]
+    pub changes: Vec<OrgKeyChange>,
+}
+
+/// One replacement of the organisation key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct OrgKeyChange {
+    /// The next organisation key (Ed25519, 32 bytes).
+    pub key: Bytes,
+    /// Signature by the previous key over the change statement (docs/CRYPTO.md), 64 bytes.
+    pub signature: Bytes,
+}
+
+/// `PUT /v1/org/key` (supervisor): the first organisation key, or a replacement with the
+/// change signature made by the current key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SetOrgKey {
+    /// The organisation public key (Ed25519, 32 bytes).
+    pub public_key: Bytes,
+    /// Required when a key is already registered: the change statement's signature by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<Bytes>,
+}
+
+/// One member device as `GET /v1/org/devices` (supervisor) lists it, with its certificate
+/// once a supervisor has certified it. `PUT /v1/devices/{id}/certificate` takes a
+/// [`Certificate`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MemberDevice {
+    pub device_id: Id,
+    pub member_id: Id,
+    pub handle: String,
+    pub role: Role,
+    /// X25519 identity key, 32 bytes.
+    pub identity_key: Bytes,
+    /// Ed25519 signing key, 32 bytes.
+    pub signing_key: Bytes,
+    /// The identity binding signature, 64 bytes.
+    pub identity_signature: Bytes,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<Certificate>,
+}
+
+/// `GET /v1/org/devices` (supervisor): member devices and whether they are certified.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MemberDevices {
+    pub devices: Vec<MemberDevice>,
 }
 
 // ---------------------------------------------------------------- members

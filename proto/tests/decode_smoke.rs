@@ -9,7 +9,7 @@ mod common;
 use common::{CONVERSATION, SeededRng, established_pair};
 use quietline_proto::crypto::keys::DeviceSecrets;
 use quietline_proto::crypto::session::Session;
-use quietline_proto::crypto::{RandomSource, StoreKey, envelope, open, seal};
+use quietline_proto::crypto::{PROTOCOL_VERSION, RandomSource, StoreKey, envelope, open, seal};
 use quietline_proto::padding::ENVELOPE_BUCKETS;
 
 /// Run every decoder on `input`; only panics matter here.
@@ -69,7 +69,7 @@ fn decoders_survive_random_truncated_and_mutated_input() {
         };
         rng.fill(&mut buf[..len]).unwrap();
         if round % 2 == 0 && len >= 2 {
-            buf[0] = 1;
+            buf[0] = PROTOCOL_VERSION;
             buf[1] = 1 + (round % 4 == 0) as u8;
         }
         all_decoders(&buf[..len], &p.alice, &secrets, &key);

@@ -1,7 +1,10 @@
-//! Our own frozen vectors for X3DH and the Double Ratchet (issue 3, point 4).
+//! Our own frozen vectors for X3DH and the Double Ratchet (protocol version 2), and for the
+//! organisation trust statements (a device certificate, an organisation key change, a
+//! sealed organisation key file).
 //!
 //! A fixed conversation is replayed with deterministic randomness (`SeededRng`: SHA-256 of
-//! a label and a counter) and every output byte is compared with `vectors/x3dh_ratchet.json`.
+//! a label and a counter) and every output byte is compared with `vectors/x3dh_ratchet.json`;
+//! the trust statements likewise with `vectors/org_trust.json` (Ed25519 is deterministic).
 //! The same file is checked by `vectors/crosscheck.py`, which recomputes every envelope
 //! with PyPI's `cryptography` (OpenSSL) from the private keys alone, so the JSON is not
 //! just our code agreeing with itself. Any change to a label, a KDF, the AD, the padding
@@ -9,23 +12,29 @@
 //!
 //! To regenerate after a deliberate protocol change (with a new version number):
 //! `QUIETLINE_WRITE_VECTORS=1 cargo test -p quietline-proto --test frozen_vectors`, then
-//! `python3 proto/tests/vectors/crosscheck.py`.
+//! `python3 proto/tests/vectors/crosscheck.py`. `vectors/x3dh_ratchet_v1.json` keeps the
+//! version-1 vectors of the first release: tests/session.rs checks they are refused.
 #![cfg(feature = "crypto")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use common::{CONVERSATION, SeededRng, bundle};
+use quietline_proto::Id;
 use quietline_proto::crypto::RandomSource;
-use quietline_proto::crypto::keys::{DeviceSecrets, IdentityKeyPair};
+use quietline_proto::crypto::keys::{DeviceSecrets, IdentityKeyPair, conversation_safety_number};
+use quietline_proto::crypto::org::OrgKeyPair;
 use quietline_proto::crypto::session::Session;
 use quietline_proto::crypto::x3dh;
+use quietline_proto::trust::{self, CertificateBody, OrgPublicKey};
+use quietline_proto::wire::{self, Role};
 use serde_json::{Map, Value, json};
 
 const PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/vectors/x3dh_ratchet.json"
 );
+const TRUST_PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/org_trust.json");
 
 /// The next 32 bytes a fresh `SeededRng(label)` would give after `skip` draws of 32.
 fn draw(label: &str, index: usize) -> String {
@@ -86,6 +95,7 @@ fn scenario(label: &str, with_one_time: bool) -> Value {
             "signing_seed": draw(&la, 1),
             "identity_dh_public": hex::encode(public.dh_key()),
             "signing_public": hex::encode(public.signing_key()),
+            "identity_signature": hex::encode(alice_id.identity_signature()),
             "ephemeral_private": draw(&la, 2),
             "ratchet_private": [draw(&la, 3), draw(&la, 4)],
         },
@@ -94,6 +104,7 @@ fn scenario(label: &str, with_one_time: bool) -> Value {
             "signing_seed": draw(&lb, 1),
             "identity_dh_public": hex::encode(bob_keys.identity_key.as_slice()),
             "signing_public": hex::encode(bob_keys.signing_key.as_slice()),
+            "identity_signature": hex::encode(bob_keys.identity_signature.as_slice()),
             "signed_prekey_id": bob_keys.signed_prekey.id,
             "signed_prekey_private": draw(&lb, 2),
             "signed_prekey_public": hex::encode(bob_keys.signed_prekey.public_key.as_slice()),
@@ -112,15 +123,15 @@ fn all() -> Value {
     let mut m = Map::new();
     m.insert(
         "note".into(),
-        json!("Quietline protocol version 1 frozen vectors; see proto/tests/frozen_vectors.rs and docs/CRYPTO.md"),
+        json!("Quietline protocol version 2 frozen vectors; see proto/tests/frozen_vectors.rs and docs/CRYPTO.md"),
     );
     m.insert(
         "with_one_time_prekey".into(),
-        scenario("quietline-vectors-v1", true),
+        scenario("quietline-vectors-v2", true),
     );
     m.insert(
         "without_one_time_prekey".into(),
-        scenario("quietline-vectors-v1-no-otpk", false),
+        scenario("quietline-vectors-v2-no-otpk", false),
     );
     Value::Object(m)
 }
@@ -164,4 +175,133 @@ fn frozen_envelopes_still_open() {
     assert_eq!(String::from_utf8(p1.to_vec()).unwrap(), text(0));
     let p2 = bob.decrypt(&env(1)).unwrap();
     assert_eq!(String::from_utf8(p2.to_vec()).unwrap(), text(1));
+}
+
+/// The organisation trust statements, from fixed keys.
+fn trust_vectors() -> Value {
+    let label = "quietline-vectors-v2/org";
+    let mut rng = SeededRng::new(label);
+    let org = OrgKeyPair::generate_with(&mut rng).unwrap();
+    let next = OrgKeyPair::generate_with(&mut rng).unwrap();
+    let mut device_rng = SeededRng::new("quietline-vectors-v2/advocate-device");
+    let (_, device) = DeviceSecrets::generate_with(&mut device_rng, 0).unwrap();
+    let survivor =
+        IdentityKeyPair::generate_with(&mut SeededRng::new("quietline-vectors-v2/survivor-device"))
+            .unwrap();
+    let body = CertificateBody {
+        org: "shelter-north".into(),
+        member_id: Id([0x11; 16]),
+        role: Role::Advocate,
+        device_id: Id([0x22; 16]),
+        identity_key: device.identity_key.as_slice().try_into().unwrap(),
+        signing_key: device.signing_key.as_slice().try_into().unwrap(),
+        not_before: 1_800_000_000,
+        not_after: 1_800_000_000 + 365 * 86_400,
+    };
+    let cert = org.certify(&body);
+    let change_signature = org.endorse("shelter-north", &next.public());
+    let mut seal_rng = SeededRng::new("quietline-vectors-v2/seal");
+    let sealed = org
+        .seal_with_params_rng(b"correct horse battery staple", 64, 2, 1, &mut seal_rng)
+        .unwrap();
+    json!({
+        "note": "Quietline organisation trust frozen vectors; see proto/tests/frozen_vectors.rs and docs/CRYPTO.md",
+        "rng_org": label,
+        "org_seed": draw(label, 0),
+        "org_public": hex::encode(org.public().as_bytes()),
+        "org_fingerprint": org.public().fingerprint(),
+        "certificate": {
+            "org": body.org,
+            "member_id": hex::encode(body.member_id.as_bytes()),
+            "role": 1,
+            "device_id": hex::encode(body.device_id.as_bytes()),
+            "identity_key": hex::encode(body.identity_key),
+            "signing_key": hex::encode(body.signing_key),
+            "not_before": body.not_before,
+            "not_after": body.not_after,
+            "body": hex::encode(cert.body.as_slice()),
+            "signature": hex::encode(cert.signature.as_slice()),
+        },
+        "key_change": {
+            "org": "shelter-north",
+            "next_seed": draw(label, 1),
+            "next_public": hex::encode(next.public().as_bytes()),
+            "statement": hex::encode(
+                trust::change_statement("shelter-north", &org.public(), &next.public()).unwrap()
+            ),
+            "signature": hex::encode(change_signature),
+        },
+        "survivor": {
+            "identity_dh_public": hex::encode(survivor.public().dh_key()),
+            "signing_public": hex::encode(survivor.public().signing_key()),
+            "fingerprint": survivor.public().fingerprint(),
+            "conversation_safety_number": conversation_safety_number(&org.public(), &survivor.public()),
+        },
+        "sealed_org_key": {
+            "rng": "quietline-vectors-v2/seal",
+            "passphrase": "correct horse battery staple",
+            "m_kib": 64,
+            "t": 2,
+            "p": 1,
+            "file": hex::encode(&sealed),
+        },
+    })
+}
+
+#[test]
+fn org_trust_statements_match_the_frozen_vectors() {
+    let now = trust_vectors();
+    if std::env::var_os("QUIETLINE_WRITE_VECTORS").is_some() {
+        std::fs::write(
+            TRUST_PATH,
+            serde_json::to_string_pretty(&now).unwrap() + "\n",
+        )
+        .unwrap();
+    }
+    let frozen: Value =
+        serde_json::from_str(&std::fs::read_to_string(TRUST_PATH).unwrap()).unwrap();
+    for key in [
+        "org_public",
+        "org_fingerprint",
+        "certificate",
+        "key_change",
+        "survivor",
+        "sealed_org_key",
+    ] {
+        assert_eq!(frozen[key], now[key], "{key}");
+    }
+    assert_eq!(frozen, now);
+}
+
+#[test]
+fn frozen_org_trust_statements_still_verify() {
+    // From the frozen bytes alone: the certificate and the change verify under the frozen
+    // organisation key, and the sealed file opens to it.
+    let frozen: Value =
+        serde_json::from_str(&std::fs::read_to_string(TRUST_PATH).unwrap()).unwrap();
+    let h = |v: &Value| hex::decode(v.as_str().unwrap()).unwrap();
+    let org = OrgPublicKey::from_slice(&h(&frozen["org_public"])).unwrap();
+    let cert = wire::Certificate {
+        body: h(&frozen["certificate"]["body"]).into(),
+        signature: h(&frozen["certificate"]["signature"]).into(),
+    };
+    let body = org
+        .verify_certificate(&cert, "shelter-north", 1_800_000_000)
+        .unwrap();
+    assert_eq!(body.role, Role::Advocate);
+    let next = OrgPublicKey::from_slice(&h(&frozen["key_change"]["next_public"])).unwrap();
+    let chain = wire::OrgKeyChain {
+        first: org.as_bytes().to_vec().into(),
+        changes: vec![wire::OrgKeyChange {
+            key: next.as_bytes().to_vec().into(),
+            signature: h(&frozen["key_change"]["signature"]).into(),
+        }],
+    };
+    assert_eq!(trust::verify_chain(&org, "shelter-north", &chain), Ok(next));
+    let opened = OrgKeyPair::open(
+        &h(&frozen["sealed_org_key"]["file"]),
+        b"correct horse battery staple",
+    )
+    .unwrap();
+    assert_eq!(opened.public(), org);
 }

@@ -148,8 +148,8 @@ proptest! {
 }
 
 proptest! {
-    // Each case encrypts up to 2,300 messages: fewer cases; the exact edges are also pinned
-    // by `session::skip_gap_is_bounded`.
+    // Each case encrypts up to 1,300 messages: fewer cases; the exact edges are also pinned
+    // by `session::skip_gap_is_bounded_and_always_fits_the_skipped_key_store`.
     #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
 
     #[test]

@@ -10,7 +10,10 @@ use common::{BrokenRng, CONVERSATION, SeededRng, bundle, established_pair};
 use quietline_proto::Id;
 use quietline_proto::b64::Bytes;
 use quietline_proto::crypto::envelope::{self, MAX_PLAINTEXT, TYPE_MESSAGE, TYPE_PREKEY};
-use quietline_proto::crypto::keys::{DeviceSecrets, IdentityKeyPair, safety_number};
+use quietline_proto::crypto::keys::{
+    DeviceSecrets, IdentityKeyPair, SIGNED_PREKEY_GRACE_SECS, SIGNED_PREKEY_ROTATION_SECS,
+    safety_number,
+};
 use quietline_proto::crypto::session::{
     MAX_SKIP, MAX_STORED_SKIPPED, SKIPPED_MAX_AGE_MESSAGES, SKIPPED_MAX_AGE_SECS, Session,
 };
@@ -188,6 +191,16 @@ fn bad_bundles_are_refused() {
     let mut b = bundle(&keys, true);
     b.signed_prekey.signature = Bytes(vec![0; 63]);
     assert_eq!(try_bundle(b), CryptoError::BadSignature);
+    // The identity binding: tampered, missing, or another device's.
+    let mut b = bundle(&keys, true);
+    b.identity_signature.0[5] ^= 1;
+    assert_eq!(try_bundle(b), CryptoError::BadSignature);
+    let mut b = bundle(&keys, true);
+    b.identity_signature = Bytes(vec![]);
+    assert_eq!(try_bundle(b), CryptoError::BadSignature);
+    let mut b = bundle(&keys, true);
+    b.identity_signature = other.identity_signature.clone();
+    assert_eq!(try_bundle(b), CryptoError::BadSignature);
     // A small-order Ed25519 key (the identity point) is refused outright.
     let mut weak = vec![0u8; 32];
     weak[0] = 1;
@@ -298,7 +311,9 @@ fn a_message_for_another_session_or_conversation_does_not_open() {
 }
 
 #[test]
-fn skip_gap_is_bounded() {
+fn skip_gap_is_bounded_and_always_fits_the_skipped_key_store() {
+    // One constant bounds both: a gap the receiver accepts is never cut by the store.
+    assert_eq!(MAX_SKIP as usize, MAX_STORED_SKIPPED);
     let mut p = established_pair("max-skip");
     let envs: Vec<_> = (0..=MAX_SKIP + 1)
         .map(|_| p.bob.encrypt(b"x").unwrap())
@@ -310,15 +325,51 @@ fn skip_gap_is_bounded() {
         CryptoError::TooManySkipped
     );
     assert_eq!(snapshot(&p.alice), before);
-    // Exactly MAX_SKIP is allowed; only the newest MAX_STORED_SKIPPED keys are kept.
+    // Exactly MAX_SKIP is allowed, and every key it skipped is kept.
     p.alice.decrypt(&envs[MAX_SKIP as usize]).unwrap();
     assert_eq!(p.alice.skipped_keys(), MAX_STORED_SKIPPED);
-    let oldest_kept = MAX_SKIP as usize - MAX_STORED_SKIPPED;
-    assert!(p.alice.decrypt(&envs[oldest_kept - 1]).is_err());
-    p.alice.decrypt(&envs[oldest_kept]).unwrap();
+    p.alice.decrypt(&envs[0]).unwrap();
     p.alice.decrypt(&envs[MAX_SKIP as usize - 1]).unwrap();
     assert_eq!(p.alice.skipped_keys(), MAX_STORED_SKIPPED - 2);
     p.alice.decrypt(&envs[MAX_SKIP as usize + 1]).unwrap();
+    // A later gap that overfills the store evicts the oldest keys first.
+    let more: Vec<_> = (0..4).map(|_| p.bob.encrypt(b"y").unwrap()).collect();
+    p.alice.decrypt(&more[3]).unwrap();
+    assert_eq!(p.alice.skipped_keys(), MAX_STORED_SKIPPED);
+    assert!(p.alice.decrypt(&envs[1]).is_err());
+    p.alice.decrypt(&envs[2]).unwrap();
+    p.alice.decrypt(&more[0]).unwrap();
+}
+
+#[test]
+fn skips_over_two_chains_together_are_bounded_by_max_skip() {
+    // A header with a new ratchet key makes the receiver derive the rest of its current
+    // chain (up to PN) and the start of the new one (up to N): both count against MAX_SKIP,
+    // checked before any derivation.
+    let mut p = established_pair("two-chain-skip");
+    let b0 = p.bob.encrypt(b"first of bob's chain").unwrap();
+    p.alice.decrypt(&b0).unwrap();
+    let rest = 600u32;
+    let lost: Vec<_> = (0..rest).map(|_| p.bob.encrypt(b"lost").unwrap()).collect();
+    let a = p.alice.encrypt(b"makes bob step").unwrap();
+    p.bob.decrypt(&a).unwrap();
+    // Numbers 0 ..= MAX_SKIP - rest + 1 in Bob's next chain.
+    let next_chain: Vec<_> = (0..MAX_SKIP - rest + 2)
+        .map(|_| p.bob.encrypt(b"new chain").unwrap())
+        .collect();
+    let before = snapshot(&p.alice);
+    // PN = rest + 1 with one already received, N = MAX_SKIP - rest + 1: one key too many.
+    assert_eq!(
+        p.alice.decrypt(next_chain.last().unwrap()).unwrap_err(),
+        CryptoError::TooManySkipped
+    );
+    assert_eq!(snapshot(&p.alice), before);
+    // rest + (MAX_SKIP - rest) is exactly the bound.
+    let at_bound = &next_chain[(MAX_SKIP - rest) as usize];
+    assert_eq!(&p.alice.decrypt(at_bound).unwrap()[..], b"new chain");
+    assert_eq!(p.alice.skipped_keys(), MAX_SKIP as usize);
+    assert_eq!(&p.alice.decrypt(&lost[0]).unwrap()[..], b"lost");
+    assert_eq!(&p.alice.decrypt(&next_chain[0]).unwrap()[..], b"new chain");
 }
 
 #[test]
@@ -385,23 +436,27 @@ fn session_survives_storage() {
 
 #[test]
 fn device_secrets_survive_storage_and_rotation() {
+    let t0 = 1_800_000_000;
     let mut rng = SeededRng::new("secrets");
     let alice = IdentityKeyPair::generate_with(&mut rng).unwrap();
-    let (mut bob, old_keys) = DeviceSecrets::generate_with(&mut rng, 2).unwrap();
+    let (mut bob, old_keys) = DeviceSecrets::generate_with_at(&mut rng, 2, t0).unwrap();
+    assert_eq!(bob.signed_prekey_created(), t0);
     // A first message written against the old signed prekey...
     let mut a = x3dh::initiate(&alice, &bundle(&old_keys, true), CONVERSATION).unwrap();
     let first = a.encrypt(b"sent before rotation").unwrap();
     // ...still opens after one rotation and a round trip through storage.
-    let new_spk = bob.rotate_signed_prekey().unwrap();
+    let new_spk = bob.rotate_signed_prekey_at(t0 + 10).unwrap();
     assert_ne!(new_spk.id, old_keys.signed_prekey.id);
     let mut bob = DeviceSecrets::from_bytes(&bob.to_bytes()).unwrap();
     assert_eq!(bob.device_keys().signed_prekey, new_spk);
+    assert_eq!(bob.signed_prekey_created(), t0 + 10);
+    assert!(bob.has_previous_signed_prekey());
     let (_, pt) = Session::respond(&mut bob, CONVERSATION, &first).unwrap();
     assert_eq!(&pt[..], b"sent before rotation");
     // After a second rotation the oldest signed prekey is gone.
     let mut a = x3dh::initiate(&alice, &bundle(&old_keys, false), CONVERSATION).unwrap();
     let first = a.encrypt(b"too late").unwrap();
-    bob.rotate_signed_prekey().unwrap();
+    bob.rotate_signed_prekey_at(t0 + 20).unwrap();
     assert_eq!(
         Session::respond(&mut bob, CONVERSATION, &first).unwrap_err(),
         CryptoError::UnknownPrekey
@@ -410,6 +465,72 @@ fn device_secrets_survive_storage_and_rotation() {
     for n in 0..stored.len() {
         assert!(DeviceSecrets::from_bytes(&stored[..n]).is_err(), "{n}");
     }
+}
+
+#[test]
+fn previous_signed_prekey_opens_first_messages_during_the_grace_and_not_after_erasure() {
+    let t0 = 1_800_000_000;
+    let mut rng = SeededRng::new("grace");
+    let alice = IdentityKeyPair::generate_with(&mut rng).unwrap();
+    let (mut bob, old_keys) = DeviceSecrets::generate_with_at(&mut rng, 0, t0).unwrap();
+    assert!(!bob.needs_rotation(t0 + SIGNED_PREKEY_ROTATION_SECS - 1));
+    assert!(bob.needs_rotation(t0 + SIGNED_PREKEY_ROTATION_SECS));
+    // A clock set back never asks for a rotation.
+    assert!(!bob.needs_rotation(t0 - 1));
+    let rotated = t0 + SIGNED_PREKEY_ROTATION_SECS;
+    bob.rotate_signed_prekey_at(rotated).unwrap();
+    assert!(!bob.needs_rotation(rotated));
+
+    // Two first messages made from the bundle fetched before the rotation.
+    let first = |text: &[u8]| {
+        x3dh::initiate(&alice, &bundle(&old_keys, false), CONVERSATION)
+            .unwrap()
+            .encrypt(text)
+            .unwrap()
+    };
+    let during = first(b"during the grace");
+    let after = first(b"after the grace");
+
+    // Not erased one second before the grace ends; the message opens.
+    assert!(!bob.expire_previous_signed_prekey(
+        rotated + SIGNED_PREKEY_GRACE_SECS - 1,
+        SIGNED_PREKEY_GRACE_SECS
+    ));
+    let (_, pt) = Session::respond(&mut bob, CONVERSATION, &during).unwrap();
+    assert_eq!(&pt[..], b"during the grace");
+
+    // Erased at the end of the grace (and the erasure survives storage): refused.
+    assert!(bob.expire_previous_signed_prekey(
+        rotated + SIGNED_PREKEY_GRACE_SECS,
+        SIGNED_PREKEY_GRACE_SECS
+    ));
+    assert!(!bob.has_previous_signed_prekey());
+    assert!(!bob.expire_previous_signed_prekey(
+        rotated + SIGNED_PREKEY_GRACE_SECS,
+        SIGNED_PREKEY_GRACE_SECS
+    ));
+    let mut bob = DeviceSecrets::from_bytes(&bob.to_bytes()).unwrap();
+    assert_eq!(
+        Session::respond(&mut bob, CONVERSATION, &after).unwrap_err(),
+        CryptoError::UnknownPrekey
+    );
+    // The current signed prekey still works.
+    let fresh = x3dh::initiate(&alice, &bundle(&bob.device_keys(), false), CONVERSATION)
+        .unwrap()
+        .encrypt(b"new bundle")
+        .unwrap();
+    assert!(Session::respond(&mut bob, CONVERSATION, &fresh).is_ok());
+}
+
+#[test]
+fn device_secrets_of_the_first_format_are_refused_cleanly() {
+    let (secrets, _) = DeviceSecrets::generate_with(&mut SeededRng::new("format-1"), 1).unwrap();
+    let mut old = secrets.to_bytes().to_vec();
+    old[0] = 1;
+    assert_eq!(
+        DeviceSecrets::from_bytes(&old).unwrap_err(),
+        CryptoError::UnsupportedVersion
+    );
 }
 
 #[test]
@@ -446,5 +567,95 @@ fn prekey_envelope_with_an_invalid_sender_key_is_refused() {
     assert_eq!(
         Session::respond(&mut secrets, CONVERSATION, &env).unwrap_err(),
         CryptoError::InvalidKey
+    );
+}
+
+#[test]
+fn initiator_whose_x25519_key_is_not_signed_by_its_signing_key_is_refused() {
+    // A relay that runs X3DH under its own X25519 key but names an existing advocate's
+    // signing key (and copies that advocate's binding signature) to pass as the advocate:
+    // the binding covers the advocate's X25519 key, not the relay's.
+    let mut rng = SeededRng::new("binding");
+    let relay = IdentityKeyPair::generate_with(&mut rng).unwrap();
+    let (_, advocate) = DeviceSecrets::generate_with(&mut rng, 0).unwrap();
+    let (mut survivor, survivor_keys) = DeviceSecrets::generate_with(&mut rng, 1).unwrap();
+    let mut forged = x3dh::initiate(&relay, &bundle(&survivor_keys, true), CONVERSATION)
+        .unwrap()
+        .encrypt(b"this is your advocate")
+        .unwrap();
+    forged[34..66].copy_from_slice(advocate.signing_key.as_slice());
+    forged[66..130].copy_from_slice(advocate.identity_signature.as_slice());
+    let before = survivor.to_bytes();
+    assert_eq!(
+        Session::respond(&mut survivor, CONVERSATION, &forged).unwrap_err(),
+        CryptoError::BadSignature
+    );
+    assert_eq!(survivor.to_bytes(), before);
+    // The same forgery with the relay's own binding signature left in place.
+    let mut forged = x3dh::initiate(&relay, &bundle(&survivor_keys, true), CONVERSATION)
+        .unwrap()
+        .encrypt(b"this is your advocate")
+        .unwrap();
+    forged[34..66].copy_from_slice(advocate.signing_key.as_slice());
+    assert_eq!(
+        Session::respond(&mut survivor, CONVERSATION, &forged).unwrap_err(),
+        CryptoError::BadSignature
+    );
+    // The honest header carries a binding that verifies, and the sender it names.
+    let honest = x3dh::initiate(&relay, &bundle(&survivor_keys, true), CONVERSATION)
+        .unwrap()
+        .encrypt(b"hello")
+        .unwrap();
+    let header = envelope::peek(&honest).unwrap().prekey.unwrap();
+    assert_eq!(header.sender().unwrap(), relay.public());
+    assert_eq!(header.identity_signature, relay.identity_signature());
+}
+
+#[test]
+fn version_1_envelopes_and_sessions_are_refused() {
+    // The frozen version-1 vectors: real envelopes and stored sessions of the first release.
+    let v1: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/vectors/x3dh_ratchet_v1.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let mut p = established_pair("v1");
+    let (mut secrets, _) = DeviceSecrets::generate().unwrap();
+    for case in ["with_one_time_prekey", "without_one_time_prekey"] {
+        for i in 0..4 {
+            let env = hex::decode(v1[case]["messages"][i]["envelope"].as_str().unwrap()).unwrap();
+            assert_eq!(env[0], 1);
+            assert_eq!(
+                envelope::decode(&env).unwrap_err(),
+                CryptoError::UnsupportedVersion
+            );
+            let before = snapshot(&p.bob);
+            assert_eq!(
+                p.bob.decrypt(&env).unwrap_err(),
+                CryptoError::UnsupportedVersion
+            );
+            assert_eq!(snapshot(&p.bob), before);
+            assert_eq!(
+                Session::respond(&mut secrets, CONVERSATION, &env).unwrap_err(),
+                CryptoError::UnsupportedVersion
+            );
+        }
+        for who in ["alice_session_after", "bob_session_after"] {
+            let stored = hex::decode(v1[case][who].as_str().unwrap()).unwrap();
+            assert_eq!(
+                Session::from_bytes(&stored).unwrap_err(),
+                CryptoError::UnsupportedVersion
+            );
+        }
+    }
+    // And a current envelope relabelled as version 1 is refused the same way.
+    let mut env = p.alice.encrypt(b"x").unwrap();
+    env[0] = 1;
+    assert_eq!(
+        p.bob.decrypt(&env).unwrap_err(),
+        CryptoError::UnsupportedVersion
     );
 }

@@ -4,16 +4,18 @@
 //!
 //! ```text
 //! offset size
-//! 0      1    version (1)
+//! 0      1    version (2)
 //! 1      1    type: 1 = prekey (first messages, carries the X3DH header), 2 = message
-//! -- prekey only (107 bytes) --
+//! -- prekey only (171 bytes) --
 //! 2      32   sender X25519 identity key   IK_A
 //! 34     32   sender Ed25519 signing key
-//! 66     32   sender ephemeral key         EK_A
-//! 98     4    signed prekey id used
-//! 102    1    one-time prekey used: 0 or 1
-//! 103    4    one-time prekey id (0 when none)
-//! 107    2    KEM ciphertext length: reserved for PQXDH, must be 0 in version 1
+//! 66     64   identity binding: Ed25519 signature by the signing key over
+//!             "Quietline_IdentityBinding_v1" || IK_A
+//! 130    32   sender ephemeral key         EK_A
+//! 162    4    signed prekey id used
+//! 166    1    one-time prekey used: 0 or 1
+//! 167    4    one-time prekey id (0 when none)
+//! 171    2    KEM ciphertext length: reserved for PQXDH (version 3), must be 0
 //! -- ratchet header (40 bytes) --
 //!        32   sender ratchet public key    DHs
 //!        4    PN: messages in the sender's previous sending chain
@@ -41,7 +43,7 @@ pub const TYPE_MESSAGE: u8 = 2;
 /// Length of the version and type bytes.
 const PREFIX_LEN: usize = 2;
 /// Length of the X3DH part of a prekey envelope (with an empty KEM slot).
-const PREKEY_LEN: usize = 32 + 32 + 32 + 4 + 1 + 4 + 2;
+const PREKEY_LEN: usize = 32 + 32 + 64 + 32 + 4 + 1 + 4 + 2;
 /// Length of the ratchet header.
 pub const RATCHET_HEADER_LEN: usize = 32 + 4 + 4;
 /// Poly1305 tag length.
@@ -62,6 +64,8 @@ pub struct PrekeyHeader {
     pub identity_dh: [u8; 32],
     /// Sender's Ed25519 signing key (not yet checked).
     pub identity_signing: [u8; 32],
+    /// Sender's identity binding signature (not yet checked).
+    pub identity_signature: [u8; 64],
     /// Sender's X3DH ephemeral public key `EK_A`.
     pub ephemeral: [u8; 32],
     pub signed_prekey_id: u32,
@@ -78,9 +82,14 @@ impl std::fmt::Debug for PrekeyHeader {
 }
 
 impl PrekeyHeader {
-    /// The sender's identity, checked (valid signing key).
+    /// The sender's identity, checked: a valid signing key that signed the X25519 identity
+    /// key (the identity binding), else `InvalidKey` or `BadSignature`.
     pub fn sender(&self) -> Result<PublicIdentity, CryptoError> {
-        PublicIdentity::from_arrays(self.identity_dh, self.identity_signing)
+        PublicIdentity::from_signed(
+            &self.identity_dh,
+            &self.identity_signing,
+            &self.identity_signature,
+        )
     }
 }
 
@@ -121,7 +130,8 @@ impl Envelope<'_> {
 }
 
 /// Decode and length-check an envelope. Never panics; refuses any length that is not a
-/// bucket, any version but 1, an unknown type, a non-empty KEM slot, stray flag values.
+/// bucket, any version but [`PROTOCOL_VERSION`] (`UnsupportedVersion`: version 1 envelopes
+/// included), an unknown type, a non-empty KEM slot, stray flag values.
 pub fn decode(bytes: &[u8]) -> Result<Envelope<'_>, CryptoError> {
     if !is_bucket(bytes.len()) {
         return Err(CryptoError::Malformed);
@@ -143,6 +153,7 @@ fn decode_any_length(bytes: &[u8]) -> Result<Envelope<'_>, CryptoError> {
         TYPE_PREKEY => {
             let identity_dh = r.array()?;
             let identity_signing = r.array()?;
+            let identity_signature = r.array()?;
             let ephemeral = r.array()?;
             let signed_prekey_id = r.u32()?;
             let has_one_time = r.flag()?;
@@ -153,13 +164,14 @@ fn decode_any_length(bytes: &[u8]) -> Result<Envelope<'_>, CryptoError> {
                 (false, _) => return Err(CryptoError::Malformed),
             };
             if r.u16()? != 0 {
-                // The PQXDH slot: a later version fills it; version 1 refuses it rather than
+                // The PQXDH slot: a later version fills it; version 2 refuses it rather than
                 // ignoring a KEM ciphertext it cannot check.
                 return Err(CryptoError::UnsupportedKem);
             }
             Some(PrekeyHeader {
                 identity_dh,
                 identity_signing,
+                identity_signature,
                 ephemeral,
                 signed_prekey_id,
                 one_time_prekey_id,
@@ -199,6 +211,7 @@ pub(crate) fn encode_header(
             out.put_u8(TYPE_PREKEY);
             out.extend_from_slice(&p.identity_dh);
             out.extend_from_slice(&p.identity_signing);
+            out.extend_from_slice(&p.identity_signature);
             out.extend_from_slice(&p.ephemeral);
             out.put_u32(p.signed_prekey_id);
             out.put_flag(p.one_time_prekey_id.is_some());
@@ -277,6 +290,7 @@ mod tests {
         let p = PrekeyHeader {
             identity_dh: [1; 32],
             identity_signing: [2; 32],
+            identity_signature: [8; 64],
             ephemeral: [3; 32],
             signed_prekey_id: 7,
             one_time_prekey_id: Some(9),
@@ -303,7 +317,7 @@ mod tests {
         encode_header(None, &h, &mut out);
         assert_eq!(out.len(), MESSAGE_HEADER_LEN);
         assert_eq!(MESSAGE_HEADER_LEN, 42);
-        assert_eq!(PREKEY_HEADER_LEN, 149);
+        assert_eq!(PREKEY_HEADER_LEN, 213);
         let env = sample(true, 1024);
         let d = decode(&env).unwrap();
         assert_eq!(d.header_bytes.len(), PREKEY_HEADER_LEN);
@@ -322,17 +336,19 @@ mod tests {
     fn decode_refuses_non_bucket_lengths_and_bad_bytes() {
         assert!(decode(&sample(false, 1023)).is_err());
         assert!(decode(&sample(false, 1025)).is_err());
-        let mut v = sample(false, 1024);
-        v[0] = 2;
-        assert_eq!(decode(&v).unwrap_err(), CryptoError::UnsupportedVersion);
+        for version in [0, 1, 3, 255] {
+            let mut v = sample(false, 1024);
+            v[0] = version;
+            assert_eq!(decode(&v).unwrap_err(), CryptoError::UnsupportedVersion);
+        }
         let mut v = sample(false, 1024);
         v[1] = 3;
         assert_eq!(decode(&v).unwrap_err(), CryptoError::Malformed);
         let mut v = sample(true, 1024);
-        v[108] = 1; // KEM length low byte
+        v[172] = 1; // KEM length low byte
         assert_eq!(decode(&v).unwrap_err(), CryptoError::UnsupportedKem);
         let mut v = sample(true, 1024);
-        v[102] = 0; // no one-time prekey, but an id present
+        v[166] = 0; // no one-time prekey, but an id present
         assert_eq!(decode(&v).unwrap_err(), CryptoError::Malformed);
     }
 

@@ -15,13 +15,14 @@ pub enum CryptoError {
     /// A version this build does not speak.
     #[error("unsupported protocol version")]
     UnsupportedVersion,
-    /// A post-quantum KEM ciphertext in a version-1 envelope: the slot is reserved.
+    /// A post-quantum KEM ciphertext in a version-2 envelope: the slot is reserved (PQXDH,
+    /// version 3).
     #[error("post-quantum KEM not supported in this version")]
     UnsupportedKem,
     /// A public key has the wrong length or is not usable (weak or small-order).
     #[error("invalid public key")]
     InvalidKey,
-    /// The signed prekey's signature does not verify under the signing key.
+    /// A signature does not verify under the signing key (signed prekey, identity binding).
     #[error("bad signature")]
     BadSignature,
     /// An X25519 agreement produced the all-zero value (a low-order peer key).
@@ -58,4 +59,12 @@ pub enum CryptoError {
     /// The operating system's random generator failed.
     #[error("random generator failed")]
     Random,
+    /// A sealed key file did not open: wrong passphrase (or a changed file: the two cannot
+    /// be told apart).
+    #[error("wrong passphrase")]
+    BadPassphrase,
+    /// Key-derivation parameters outside the accepted bounds (a sealed key file asking for
+    /// too much memory or time, or too little to be valid).
+    #[error("unsupported key derivation parameters")]
+    BadParameters,
 }

@@ -5,15 +5,17 @@
 //! and an Ed25519 key for signatures. Using one key for both would need the XEdDSA
 //! conversion; separate keys keep each primitive in its textbook setting. The Ed25519 key
 //! signs the signed prekey together with the X25519 identity key, which ties the two halves
-//! of the identity to each other (docs/CRYPTO.md, "Keys").
+//! of the identity to each other, and it signs the X25519 identity key on its own (the
+//! identity binding, checked for bundles and for initiators of first messages), docs/CRYPTO.md,
+//! "Keys".
 
 use super::codec::{Put, Reader};
 use super::random::{OsRandom, RandomSource, random32};
-use super::{CryptoError, PROTOCOL_VERSION, labels};
+use super::{CryptoError, labels};
 use crate::b64::Bytes;
+use crate::trust::{self, OrgPublicKey};
 use crate::wire;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use sha2::{Digest, Sha512};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
@@ -24,8 +26,17 @@ pub const MAX_ONE_TIME_PREKEYS: usize = 2000;
 /// One-time prekeys [`DeviceSecrets::generate`] makes.
 pub const DEFAULT_ONE_TIME_PREKEYS: usize = 100;
 
-/// Format version of [`DeviceSecrets::to_bytes`].
-const SECRETS_FORMAT: u8 = 1;
+/// Format version of [`DeviceSecrets::to_bytes`]. Format 1 (no prekey times) is refused.
+const SECRETS_FORMAT: u8 = 2;
+
+/// A signed prekey is replaced after this long (seconds): see
+/// [`DeviceSecrets::needs_rotation`].
+pub const SIGNED_PREKEY_ROTATION_SECS: u64 = 7 * 86_400;
+
+/// How long the previous signed prekey is kept after a rotation (seconds), so first messages
+/// made from a bundle fetched before it still open; then
+/// [`DeviceSecrets::expire_previous_signed_prekey`] erases it.
+pub const SIGNED_PREKEY_GRACE_SECS: u64 = 7 * 86_400;
 
 /// The public half of a device identity: X25519 agreement key and Ed25519 signing key.
 /// This pair is what safety numbers compare and what the associated data binds.
@@ -55,6 +66,28 @@ impl PublicIdentity {
         let identity = PublicIdentity { dh, signing };
         identity.verifying_key()?;
         Ok(identity)
+    }
+
+    /// Check and build from the two public keys and the identity binding signature: as
+    /// [`PublicIdentity::from_slices`], and the signing key must have signed
+    /// `labels::IDENTITY_BINDING || dh` (`verify_strict`), else `BadSignature`.
+    pub fn from_signed(
+        dh: &[u8],
+        signing: &[u8],
+        identity_signature: &[u8],
+    ) -> Result<PublicIdentity, CryptoError> {
+        let identity = Self::from_slices(dh, signing)?;
+        identity.verify_binding(identity_signature)?;
+        Ok(identity)
+    }
+
+    /// Verify the identity binding signature of this identity.
+    pub fn verify_binding(&self, identity_signature: &[u8]) -> Result<(), CryptoError> {
+        verify(
+            self,
+            &identity_binding_message(&self.dh),
+            identity_signature,
+        )
     }
 
     pub(crate) fn from_arrays(dh: [u8; 32], signing: [u8; 32]) -> Result<Self, CryptoError> {
@@ -112,30 +145,10 @@ impl PublicIdentity {
     }
 
     /// A 30-digit fingerprint of this identity, for safety numbers: iterated SHA-512 (5200
-    /// rounds, as Signal's numeric fingerprints) over the label, version and both keys.
+    /// rounds, as Signal's numeric fingerprints) over the label, a fixed version byte (1) and
+    /// both keys. It does not depend on the protocol version.
     pub fn fingerprint(&self) -> String {
-        let mut hash = {
-            let mut h = Sha512::new();
-            h.update(labels::FINGERPRINT);
-            h.update([PROTOCOL_VERSION]);
-            h.update(self.encode());
-            h.finalize()
-        };
-        for _ in 1..5200 {
-            let mut h = Sha512::new();
-            h.update(hash);
-            h.update(self.encode());
-            hash = h.finalize();
-        }
-        let mut digits = String::with_capacity(30);
-        for chunk in hash.chunks_exact(5).take(6) {
-            let mut n = 0u64;
-            for b in chunk {
-                n = (n << 8) | u64::from(*b);
-            }
-            digits.push_str(&format!("{:05}", n % 100_000));
-        }
-        digits
+        trust::numeric_fingerprint(labels::FINGERPRINT, &self.encode())
     }
 }
 
@@ -144,6 +157,23 @@ impl PublicIdentity {
 pub fn safety_number(a: &PublicIdentity, b: &PublicIdentity) -> String {
     let (fa, fb) = (a.fingerprint(), b.fingerprint());
     if fa <= fb { fa + &fb } else { fb + &fa }
+}
+
+/// The safety number of a conversation: the organisation key's fingerprint digits, then the
+/// survivor device's fingerprint (60 digits, that order). A survivor and every advocate of
+/// the organisation see the same number for the conversation, whichever advocate or
+/// advocate device answers, so it stays the same across transfers and new advocate devices;
+/// it changes only if the organisation key or the survivor's device identity does.
+pub fn conversation_safety_number(org: &OrgPublicKey, survivor: &PublicIdentity) -> String {
+    org.fingerprint_digits() + &survivor.fingerprint()
+}
+
+/// What a device signs to bind its X25519 identity key to its Ed25519 signing key.
+fn identity_binding_message(identity_dh: &[u8; 32]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(labels::IDENTITY_BINDING.len() + 32);
+    m.extend_from_slice(labels::IDENTITY_BINDING);
+    m.extend_from_slice(identity_dh);
+    m
 }
 
 /// What a device signs for its signed prekey: label, X25519 identity key, prekey id, prekey.
@@ -216,6 +246,12 @@ impl IdentityKeyPair {
         self.signing.sign(message).to_bytes()
     }
 
+    /// The identity binding: Ed25519 signature by the signing key over
+    /// `labels::IDENTITY_BINDING || X25519 identity key`. Deterministic.
+    pub fn identity_signature(&self) -> [u8; 64] {
+        self.sign(&identity_binding_message(&self.public.dh))
+    }
+
     fn sign_prekey(&self, id: u32, public: &PublicKey) -> [u8; 64] {
         let message = signed_prekey_message(&self.public.dh, id, public.as_bytes());
         self.sign(&message)
@@ -252,12 +288,22 @@ impl Prekey {
 
 /// Everything secret a device holds outside its sessions: identity keys, the current and the
 /// previous signed prekey (the previous one answers first messages sent before a rotation
-/// reached the sender), and the unused one-time prekeys.
+/// reached the sender, for a grace period), and the unused one-time prekeys.
+///
+/// Key lifecycle (docs/CRYPTO.md, "Key lifecycle"): the signed prekey records when it was
+/// made (Unix seconds from the caller: there is no clock on wasm32).
+/// [`DeviceSecrets::needs_rotation`] says when [`SIGNED_PREKEY_ROTATION_SECS`] have passed;
+/// [`DeviceSecrets::rotate_signed_prekey_at`] makes a new one and keeps the old one as the
+/// previous, retired at that time; [`DeviceSecrets::expire_previous_signed_prekey`] erases it
+/// after the grace period, after which a first message to it no longer opens.
 #[derive(Clone)]
 pub struct DeviceSecrets {
     identity: IdentityKeyPair,
     signed_prekey: Prekey,
-    previous_signed_prekey: Option<Prekey>,
+    /// Unix seconds when `signed_prekey` was made.
+    signed_prekey_created: u64,
+    /// The previous signed prekey and when it was retired (Unix seconds).
+    previous_signed_prekey: Option<(Prekey, u64)>,
     one_time_prekeys: Vec<Prekey>,
     next_prekey_id: u32,
 }
@@ -266,22 +312,40 @@ impl std::fmt::Debug for DeviceSecrets {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeviceSecrets")
             .field("one_time_prekeys", &self.one_time_prekeys.len())
+            .field("signed_prekey_created", &self.signed_prekey_created)
             .finish_non_exhaustive()
     }
 }
 
 impl DeviceSecrets {
     /// New identity, signed prekey and [`DEFAULT_ONE_TIME_PREKEYS`] one-time prekeys, with
-    /// the public [`wire::DeviceKeys`] to register.
+    /// the public [`wire::DeviceKeys`] to register. The signed prekey's creation time is
+    /// recorded as 0, so the first [`DeviceSecrets::needs_rotation`] check with a real clock
+    /// asks for a rotation: where a clock exists, use [`DeviceSecrets::generate_at`].
     pub fn generate() -> Result<(DeviceSecrets, wire::DeviceKeys), CryptoError> {
-        Self::generate_with(&mut OsRandom, DEFAULT_ONE_TIME_PREKEYS)
+        Self::generate_at(0)
+    }
+
+    /// As [`DeviceSecrets::generate`], recording `now` (Unix seconds) as the signed prekey's
+    /// creation time.
+    pub fn generate_at(now: u64) -> Result<(DeviceSecrets, wire::DeviceKeys), CryptoError> {
+        Self::generate_with_at(&mut OsRandom, DEFAULT_ONE_TIME_PREKEYS, now)
     }
 
     /// As [`DeviceSecrets::generate`], with `one_time` one-time prekeys and a chosen source
-    /// of randomness.
+    /// of randomness (creation time 0).
     pub fn generate_with(
         rng: &mut dyn RandomSource,
         one_time: usize,
+    ) -> Result<(DeviceSecrets, wire::DeviceKeys), CryptoError> {
+        Self::generate_with_at(rng, one_time, 0)
+    }
+
+    /// The general form: randomness, number of one-time prekeys and creation time.
+    pub fn generate_with_at(
+        rng: &mut dyn RandomSource,
+        one_time: usize,
+        now: u64,
     ) -> Result<(DeviceSecrets, wire::DeviceKeys), CryptoError> {
         let identity = IdentityKeyPair::generate_with(rng)?;
         let signed_prekey = Prekey {
@@ -291,6 +355,7 @@ impl DeviceSecrets {
         let mut secrets = DeviceSecrets {
             identity,
             signed_prekey,
+            signed_prekey_created: now,
             previous_signed_prekey: None,
             one_time_prekeys: Vec::new(),
             next_prekey_id: 2,
@@ -304,13 +369,14 @@ impl DeviceSecrets {
         &self.identity
     }
 
-    /// The public keys to register: identity, signed prekey, and every unused one-time
-    /// prekey held.
+    /// The public keys to register: identity with its binding signature, signed prekey, and
+    /// every unused one-time prekey held.
     pub fn device_keys(&self) -> wire::DeviceKeys {
         let public = self.identity.public();
         wire::DeviceKeys {
             identity_key: Bytes(public.dh.to_vec()),
             signing_key: Bytes(public.signing.to_vec()),
+            identity_signature: Bytes(self.identity.identity_signature().to_vec()),
             signed_prekey: self.signed_prekey_public(),
             one_time_prekeys: self
                 .one_time_prekeys
@@ -335,6 +401,23 @@ impl DeviceSecrets {
                     .to_vec(),
             ),
         }
+    }
+
+    /// Unix seconds when the current signed prekey was made (0 if made by
+    /// [`DeviceSecrets::generate`]).
+    pub fn signed_prekey_created(&self) -> u64 {
+        self.signed_prekey_created
+    }
+
+    /// True once the signed prekey is [`SIGNED_PREKEY_ROTATION_SECS`] old at `now`. A clock
+    /// set back (creation in the future) does not ask for a rotation.
+    pub fn needs_rotation(&self, now: u64) -> bool {
+        now.saturating_sub(self.signed_prekey_created) >= SIGNED_PREKEY_ROTATION_SECS
+    }
+
+    /// Is a previous signed prekey still held?
+    pub fn has_previous_signed_prekey(&self) -> bool {
+        self.previous_signed_prekey.is_some()
     }
 
     /// Unused one-time prekeys held.
@@ -374,23 +457,43 @@ impl DeviceSecrets {
         Ok(fresh)
     }
 
-    /// Replace the signed prekey; the old one is kept one more rotation so first messages
-    /// already under way still open. Returns the new one for upload.
-    pub fn rotate_signed_prekey(&mut self) -> Result<wire::SignedPrekey, CryptoError> {
-        self.rotate_signed_prekey_with(&mut OsRandom)
+    /// Replace the signed prekey at `now` (Unix seconds). The old one becomes the previous
+    /// signed prekey, retired at `now`, so first messages already under way still open
+    /// during the grace period; a previous one still held is erased. Returns the new one
+    /// for upload. On error nothing changes.
+    pub fn rotate_signed_prekey_at(&mut self, now: u64) -> Result<wire::SignedPrekey, CryptoError> {
+        self.rotate_signed_prekey_at_with(&mut OsRandom, now)
     }
 
-    pub fn rotate_signed_prekey_with(
+    /// [`DeviceSecrets::rotate_signed_prekey_at`] with a chosen source of randomness.
+    pub fn rotate_signed_prekey_at_with(
         &mut self,
         rng: &mut dyn RandomSource,
+        now: u64,
     ) -> Result<wire::SignedPrekey, CryptoError> {
+        let secret = StaticSecret::from(*random32(rng)?);
         let fresh = Prekey {
             id: self.take_id()?,
-            secret: StaticSecret::from(*random32(rng)?),
+            secret,
         };
         let old = std::mem::replace(&mut self.signed_prekey, fresh);
-        self.previous_signed_prekey = Some(old);
+        self.previous_signed_prekey = Some((old, now));
+        self.signed_prekey_created = now;
         Ok(self.signed_prekey_public())
+    }
+
+    /// Erase the previous signed prekey once `grace_secs` have passed since it was retired
+    /// (normally [`SIGNED_PREKEY_GRACE_SECS`]). Returns whether it erased one. After this a
+    /// first message to that prekey is refused with `UnknownPrekey`: whoever later seizes
+    /// the device cannot use it to open recorded first messages.
+    pub fn expire_previous_signed_prekey(&mut self, now: u64, grace_secs: u64) -> bool {
+        match &self.previous_signed_prekey {
+            Some((_, retired)) if now.saturating_sub(*retired) >= grace_secs => {
+                self.previous_signed_prekey = None;
+                true
+            }
+            _ => false,
+        }
     }
 
     fn take_id(&mut self) -> Result<u32, CryptoError> {
@@ -401,7 +504,7 @@ impl DeviceSecrets {
 
     pub(crate) fn signed_prekey_secret(&self, id: u32) -> Option<&StaticSecret> {
         std::iter::once(&self.signed_prekey)
-            .chain(self.previous_signed_prekey.as_ref())
+            .chain(self.previous_signed_prekey.as_ref().map(|(p, _)| p))
             .find(|p| p.id == id)
             .map(|p| &p.secret)
     }
@@ -420,18 +523,20 @@ impl DeviceSecrets {
 
     /// Serialise for storage; seal the result with [`super::seal`] before writing it down.
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
-        let mut out = Zeroizing::new(Vec::with_capacity(120 + 36 * self.one_time_prekeys.len()));
+        let mut out = Zeroizing::new(Vec::with_capacity(140 + 36 * self.one_time_prekeys.len()));
         out.put_u8(SECRETS_FORMAT);
         out.extend_from_slice(self.identity.dh.as_bytes());
         out.extend_from_slice(self.identity.signing.as_bytes());
         out.put_u32(self.next_prekey_id);
         out.put_u32(self.signed_prekey.id);
         out.extend_from_slice(self.signed_prekey.secret.as_bytes());
+        out.put_u64(self.signed_prekey_created);
         match &self.previous_signed_prekey {
-            Some(p) => {
+            Some((p, retired)) => {
                 out.put_flag(true);
                 out.put_u32(p.id);
                 out.extend_from_slice(p.secret.as_bytes());
+                out.put_u64(*retired);
             }
             None => out.put_flag(false),
         }
@@ -445,7 +550,8 @@ impl DeviceSecrets {
     }
 
     /// Parse what [`DeviceSecrets::to_bytes`] wrote. Never panics; anything else is
-    /// `Malformed` or `UnsupportedVersion`.
+    /// `Malformed`, and another format (such as format 1, which had no prekey times) is
+    /// `UnsupportedVersion`.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
         let mut r = Reader::new(bytes);
         if r.u8()? != SECRETS_FORMAT {
@@ -456,8 +562,10 @@ impl DeviceSecrets {
         let identity = IdentityKeyPair::from_secret_bytes(*dh, *seed);
         let next_prekey_id = r.u32()?;
         let signed_prekey = read_prekey(&mut r)?;
+        let signed_prekey_created = r.u64()?;
         let previous_signed_prekey = if r.flag()? {
-            Some(read_prekey(&mut r)?)
+            let prekey = read_prekey(&mut r)?;
+            Some((prekey, r.u64()?))
         } else {
             None
         };
@@ -473,6 +581,7 @@ impl DeviceSecrets {
         Ok(DeviceSecrets {
             identity,
             signed_prekey,
+            signed_prekey_created,
             previous_signed_prekey,
             one_time_prekeys,
             next_prekey_id,

@@ -11,10 +11,14 @@
 //! 1. [`keys::DeviceSecrets::generate`] makes a device's secrets and the public
 //!    [`wire::DeviceKeys`](crate::wire::DeviceKeys) to register; the secrets are kept with
 //!    [`keys::DeviceSecrets::to_bytes`] (sealed with [`seal`]).
-//!    [`keys::DeviceSecrets::generate_one_time_prekeys`] tops up one-time prekeys and
-//!    [`keys::DeviceSecrets::rotate_signed_prekey`] replaces the signed prekey.
-//! 2. The sender of a first message calls [`x3dh::initiate`] with the recipient's
-//!    [`wire::Bundle`](crate::wire::Bundle) and the conversation id, then
+//!    [`keys::DeviceSecrets::generate_one_time_prekeys`] tops up one-time prekeys;
+//!    [`keys::DeviceSecrets::needs_rotation`], [`keys::DeviceSecrets::rotate_signed_prekey_at`]
+//!    and [`keys::DeviceSecrets::expire_previous_signed_prekey`] run the signed prekey's
+//!    lifecycle.
+//! 2. The sender of a first message checks the recipient's
+//!    [`wire::Bundle`](crate::wire::Bundle) against the pinned organisation key
+//!    ([`trust::OrgPublicKey::verify_bundle`](crate::trust::OrgPublicKey::verify_bundle),
+//!    for member devices), calls [`x3dh::initiate`] with it and the conversation id, then
 //!    [`session::Session::encrypt`]. Until the peer answers, its envelopes carry the X3DH
 //!    header so the peer can start its side from any of them.
 //! 3. A recipient looks at an incoming envelope with [`envelope::peek`]. A prekey envelope
@@ -39,6 +43,7 @@ mod store;
 
 pub mod envelope;
 pub mod keys;
+pub mod org;
 pub mod session;
 pub mod x3dh;
 
@@ -46,9 +51,12 @@ pub use error::CryptoError;
 pub use random::{OsRandom, RandomSource};
 pub use store::{SEAL_OVERHEAD, StoreKey, open, seal, seal_with};
 
-/// The protocol version, the first byte of every envelope and of the associated data.
-/// Version 1 is X3DH without a post-quantum KEM; a PQXDH version would take the next value.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// The protocol version, the first byte of every envelope, of the associated data and of
+/// the stored session (docs/CRYPTO.md, "Versions"). Version 1 was the first release;
+/// version 2 adds the initiator's identity binding signature to the prekey header and
+/// derives per-message keys with `labels::MESSAGE_KEYS_INFO`. Anything else is refused with
+/// `UnsupportedVersion`. Version 3 is reserved for PQXDH (the KEM slot stays in the header).
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Domain-separation labels. Changing any of them changes every derived key: they are part
 /// of the protocol (docs/CRYPTO.md, "KDF labels").
@@ -64,4 +72,8 @@ pub mod labels {
     pub const SIGNED_PREKEY: &[u8] = b"Quietline_SignedPrekey_v1";
     /// Prefix of the hash input of a safety-number fingerprint.
     pub const FINGERPRINT: &[u8] = b"Quietline_Fingerprint_v1";
+    /// Prefix of the message a device's Ed25519 key signs over its X25519 identity key.
+    pub const IDENTITY_BINDING: &[u8] = b"Quietline_IdentityBinding_v1";
+    /// Associated-data prefix of a sealed organisation key file (`org::OrgKeyPair::seal`).
+    pub const ORG_KEY_SEAL: &[u8] = b"Quietline_OrgKeySeal_v1";
 }

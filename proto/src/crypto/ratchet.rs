@@ -17,11 +17,16 @@ use super::random::{RandomSource, random32};
 use std::collections::VecDeque;
 use x25519_dalek::{PublicKey, StaticSecret};
 
-/// The largest gap one message may open in a chain (`MAX_SKIP`): a header claiming more is
-/// refused before any work is done for it.
-pub const MAX_SKIP: u32 = 2000;
-/// Skipped message keys kept at most; beyond it the oldest are forgotten.
-pub const MAX_STORED_SKIPPED: usize = 1000;
+/// The most message keys one message may make the receiver derive and store as skipped
+/// (`MAX_SKIP`), counted over both chains a header can touch: the rest of the current
+/// receiving chain up to `PN` plus `N` in a new one. A header claiming more is refused
+/// before any key derivation or agreement is done for it. This bounds the work of an
+/// unauthenticated header to `MAX_SKIP` chain steps (two HMAC-SHA256 each), one X25519 and
+/// one AEAD tag check (docs/CRYPTO.md, "Limits", with the measured figure).
+pub const MAX_SKIP: u32 = 1000;
+/// Skipped message keys kept at most; beyond it the oldest are forgotten. The same bound as
+/// [`MAX_SKIP`], so one message's gap always fits in the store.
+pub const MAX_STORED_SKIPPED: usize = MAX_SKIP as usize;
 /// A skipped key is forgotten once this many later messages have been received.
 pub const SKIPPED_MAX_AGE_MESSAGES: u64 = 2000;
 /// A skipped key is forgotten this many seconds after it was stored (when the caller gives
@@ -204,8 +209,16 @@ impl Ratchet {
         }
 
         // A new ratchet key from the peer: keys left in the current receiving chain up to PN
-        // are kept as skipped, then the receiving half of the DH ratchet step.
-        let mut new_skipped = Vec::new();
+        // are kept as skipped, then the receiving half of the DH ratchet step. Both gaps
+        // together are bounded by MAX_SKIP, checked before any work.
+        let rest_of_chain = match self.ckr {
+            Some(_) => header.pn.saturating_sub(self.nr),
+            None => 0,
+        };
+        if u64::from(rest_of_chain) + u64::from(header.n) > u64::from(MAX_SKIP) {
+            return Err(CryptoError::TooManySkipped);
+        }
+        let mut new_skipped = Vec::with_capacity((rest_of_chain as usize) + header.n as usize);
         if let (Some(ckr), Some(dhr)) = (self.ckr.as_ref(), self.dhr.as_ref()) {
             skip(
                 ckr,
@@ -216,9 +229,6 @@ impl Ratchet {
                 self.received,
                 now,
             )?;
-        }
-        if header.n > MAX_SKIP {
-            return Err(CryptoError::TooManySkipped);
         }
         let their = PublicKey::from(header.dh);
         let (rk, ckr) = kdf_rk(&self.rk, &dh(&self.dhs, &their)?)?;

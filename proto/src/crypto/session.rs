@@ -29,8 +29,9 @@ pub use super::ratchet::{
     MAX_SKIP, MAX_STORED_SKIPPED, SKIPPED_MAX_AGE_MESSAGES, SKIPPED_MAX_AGE_SECS,
 };
 
-/// Format version of [`Session::to_bytes`].
-const SESSION_FORMAT: u8 = 1;
+/// Format version of [`Session::to_bytes`]. Format 1 (protocol version 1, no identity
+/// binding in the pending X3DH header) is refused with `UnsupportedVersion`.
+const SESSION_FORMAT: u8 = 2;
 
 /// Length of the session part of the associated data.
 const SESSION_AD_LEN: usize = 1 + 64 + 64 + 16;
@@ -84,7 +85,12 @@ impl Session {
     ///
     /// Nothing is kept unless the message authenticates: only then is the one-time prekey
     /// it names removed from `secrets` (X3DH §3.4). Refuses unknown or used prekeys, a bad
-    /// sender identity, a non-empty KEM slot and any non-contributory agreement.
+    /// sender identity (including an X25519 identity key its signing key did not sign:
+    /// `BadSignature`), a non-empty KEM slot and any non-contributory agreement.
+    ///
+    /// Whether the sender is who it may be (the certified or pinned identity for the device
+    /// the relay says sent it) is the caller's check: look at
+    /// [`envelope::peek`]`(..).prekey` and [`PrekeyHeader::sender`] first.
     pub fn respond(
         secrets: &mut DeviceSecrets,
         conversation_id: Id,
@@ -313,6 +319,7 @@ impl Session {
         match &self.pending_prekey {
             Some(p) => {
                 out.put_flag(true);
+                out.extend_from_slice(&p.identity_signature);
                 out.extend_from_slice(&p.ephemeral);
                 out.put_u32(p.signed_prekey_id);
                 out.put_flag(p.one_time_prekey_id.is_some());
@@ -336,6 +343,10 @@ impl Session {
         let local = PublicIdentity::from_arrays(r.array()?, r.array()?)?;
         let peer = PublicIdentity::from_arrays(r.array()?, r.array()?)?;
         let pending_prekey = if r.flag()? {
+            let identity_signature: [u8; 64] = r.array()?;
+            local
+                .verify_binding(&identity_signature)
+                .map_err(|_| CryptoError::Malformed)?;
             let ephemeral = r.array()?;
             let signed_prekey_id = r.u32()?;
             let one_time_prekey_id = match (r.flag()?, r.u32()?) {
@@ -346,6 +357,7 @@ impl Session {
             Some(PrekeyHeader {
                 identity_dh: *local.dh_key(),
                 identity_signing: *local.signing_key(),
+                identity_signature,
                 ephemeral,
                 signed_prekey_id,
                 one_time_prekey_id,

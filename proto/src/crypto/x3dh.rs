@@ -8,8 +8,8 @@
 //! [`Session::respond`](super::session::Session::respond), which only keeps its result (and
 //! only consumes the one-time prekey) once the first message has authenticated.
 //!
-//! Version 1 has no post-quantum KEM; the envelope keeps a length-prefixed slot for its
-//! ciphertext (always empty here, refused if not) so that PQXDH can be added as version 2.
+//! Version 2 has no post-quantum KEM; the envelope keeps a length-prefixed slot for its
+//! ciphertext (always empty here, refused if not) so that PQXDH can be added as version 3.
 
 use super::CryptoError;
 use super::envelope::PrekeyHeader;
@@ -24,10 +24,13 @@ use x25519_dalek::{PublicKey, StaticSecret};
 
 /// Start a session with the device whose [`wire::Bundle`] the relay handed out.
 ///
-/// Checks the bundle first: key lengths, a valid signing key, and the signed prekey's
-/// signature with `verify_strict`. The returned session sends prekey envelopes (carrying
-/// the X3DH header: identity, ephemeral key, prekey ids, empty KEM slot) until the peer's
-/// first answer arrives.
+/// Checks the bundle first: key lengths, a valid signing key, the identity binding (the
+/// signing key signed the X25519 identity key) and the signed prekey's signature, both with
+/// `verify_strict`. Whether the bundle's device is one to talk to at all (its certificate
+/// under the pinned organisation key, or the pinned identity) is the caller's check, before
+/// this. The returned session sends prekey envelopes (carrying the X3DH header: identity,
+/// identity binding, ephemeral key, prekey ids, empty KEM slot) until the peer's first
+/// answer arrives.
 pub fn initiate(
     me: &IdentityKeyPair,
     bundle: &wire::Bundle,
@@ -43,9 +46,10 @@ pub fn initiate_with(
     conversation_id: Id,
     rng: &mut dyn RandomSource,
 ) -> Result<Session, CryptoError> {
-    let peer = PublicIdentity::from_slices(
+    let peer = PublicIdentity::from_signed(
         bundle.identity_key.as_slice(),
         bundle.signing_key.as_slice(),
+        bundle.identity_signature.as_slice(),
     )?;
     let spk = peer.verify_signed_prekey(&bundle.signed_prekey)?;
     let opk = match &bundle.one_time_prekey {
@@ -73,6 +77,7 @@ pub fn initiate_with(
     let prekey = PrekeyHeader {
         identity_dh: *local.dh_key(),
         identity_signing: *local.signing_key(),
+        identity_signature: me.identity_signature(),
         ephemeral: PublicKey::from(&ek).to_bytes(),
         signed_prekey_id: bundle.signed_prekey.id,
         one_time_prekey_id: opk.map(|(id, _)| id),

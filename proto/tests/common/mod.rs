@@ -60,12 +60,14 @@ pub fn bundle(keys: &DeviceKeys, with_one_time: bool) -> Bundle {
         device_id: Id([9; 16]),
         identity_key: keys.identity_key.clone(),
         signing_key: keys.signing_key.clone(),
+        identity_signature: keys.identity_signature.clone(),
         signed_prekey: keys.signed_prekey.clone(),
         one_time_prekey: if with_one_time {
             keys.one_time_prekeys.first().cloned()
         } else {
             None
         },
+        certificate: None,
     }
 }
 

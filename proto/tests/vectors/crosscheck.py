@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
-"""Independent check of Quietline's frozen X3DH / Double Ratchet vectors.
+"""Independent check of Quietline's frozen vectors (protocol version 2).
 
 Recomputes every envelope in x3dh_ratchet.json from the private keys alone, using PyPI's
 `cryptography` package (OpenSSL's X25519, Ed25519, HKDF, HMAC and ChaCha20-Poly1305) and
 the protocol as written in docs/CRYPTO.md, and compares byte for byte. It also re-derives
 the private keys from the deterministic generator the Rust tests use (SHA-256 of label and
-counter) and re-creates the signed-prekey signature.
+counter) and re-creates the signed-prekey and identity binding signatures.
+
+From org_trust.json it re-creates the device certificate body and its signature, the
+organisation key change statement and its signature, the organisation fingerprint, the
+survivor fingerprint and conversation safety number, and the sealed organisation key file
+(Argon2id from `cryptography`, XChaCha20-Poly1305 as HChaCha20 written out here plus
+OpenSSL's ChaCha20-Poly1305).
 
     pip install cryptography   # any recent version; checked with 48.0
     python3 proto/tests/vectors/crosscheck.py
@@ -29,13 +35,20 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import (
     X25519PublicKey,
 )
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-VERSION = 1
+VERSION = 2
 X3DH_INFO = b"Quietline_X3DH_v1"
 RATCHET_INFO = b"Quietline_Ratchet_v1"
 MESSAGE_KEYS_INFO = b"Quietline_MsgKeys_v1"
 SIGNED_PREKEY_LABEL = b"Quietline_SignedPrekey_v1"
+IDENTITY_BINDING = b"Quietline_IdentityBinding_v1"
+FINGERPRINT = b"Quietline_Fingerprint_v1"
+CERTIFICATE = b"Quietline_DeviceCertificate_v1"
+ORG_KEY_CHANGE = b"Quietline_OrgKeyChange_v1"
+ORG_FINGERPRINT = b"Quietline_OrgKey_Fingerprint_v1"
+ORG_KEY_SEAL = b"Quietline_OrgKeySeal_v1"
 BUCKETS = [1024, 4096, 16384, 65536]
 TAG = 16
 
@@ -92,8 +105,8 @@ def x3dh(dhs):
 def encode_envelope(prekey, dh_pub, pn, n, plaintext, mk, session_ad):
     out = bytes([VERSION])
     if prekey is not None:
-        ik_dh, ik_sig, ek, spk_id, opk_id = prekey
-        out += bytes([1]) + ik_dh + ik_sig + ek + struct.pack(">I", spk_id)
+        ik_dh, ik_sig, binding, ek, spk_id, opk_id = prekey
+        out += bytes([1]) + ik_dh + ik_sig + binding + ek + struct.pack(">I", spk_id)
         out += bytes([1 if opk_id is not None else 0]) + struct.pack(">I", opk_id or 0)
         out += struct.pack(">H", 0)  # empty KEM slot
     else:
@@ -137,6 +150,12 @@ def run(name, case):
     Ed25519PublicKey.from_public_bytes(sig_b).verify(h(b["signed_prekey_signature"]), spk_msg)
     check(f"{name} spk signature", bob_signer.sign(spk_msg), h(b["signed_prekey_signature"]))
 
+    # Identity binding: Ed25519 over label || X25519 identity key, both devices.
+    alice_signer = Ed25519PrivateKey.from_private_bytes(h(a["signing_seed"]))
+    binding_a = alice_signer.sign(IDENTITY_BINDING + x_pub(ik_a))
+    check(f"{name} alice identity binding", binding_a, h(a["identity_signature"]))
+    check(f"{name} bob identity binding", bob_signer.sign(IDENTITY_BINDING + x_pub(ik_b)), h(b["identity_signature"]))
+
     # X3DH, Alice's side and Bob's side.
     dhs_a = [dh(ik_a, x_pub(spk_b)), dh(ek_a, x_pub(ik_b)), dh(ek_a, x_pub(spk_b))]
     dhs_b = [dh(spk_b, x_pub(ik_a)), dh(ik_b, x_pub(ek_a)), dh(spk_b, x_pub(ek_a))]
@@ -149,7 +168,7 @@ def run(name, case):
 
     conv = h(case["conversation_id"])
     session_ad = bytes([VERSION]) + x_pub(ik_a) + sig_a + x_pub(ik_b) + sig_b + conv
-    prekey = (x_pub(ik_a), sig_a, x_pub(ek_a), b["signed_prekey_id"], b["one_time_prekey_id"])
+    prekey = (x_pub(ik_a), sig_a, binding_a, x_pub(ek_a), b["signed_prekey_id"], b["one_time_prekey_id"])
     msgs = case["messages"]
     pt = [m["plaintext"].encode() for m in msgs]
 
@@ -185,11 +204,114 @@ def run(name, case):
     check(f"{name} bob root = alice root", rk_b, rk)
 
 
+def fingerprint(label, data):
+    """30 digits: 5,200 rounds of SHA-512, first over label || 0x01 || data, then hash || data."""
+    digest = hashlib.sha512(label + b"\x01" + data).digest()
+    for _ in range(1, 5200):
+        digest = hashlib.sha512(digest + data).digest()
+    return "".join(f"{int.from_bytes(digest[i:i + 5], 'big') % 100000:05d}" for i in range(0, 30, 5))
+
+
+def rotl(v, c):
+    return ((v << c) & 0xFFFFFFFF) | (v >> (32 - c))
+
+
+def hchacha20(key, nonce16):
+    """HChaCha20 (draft-irtf-cfrg-xchacha, section 2.2): the XChaCha20 subkey."""
+    state = [0x61707865, 0x3320646E, 0x79622D32, 0x6B206574]
+    state += list(struct.unpack("<8I", key)) + list(struct.unpack("<4I", nonce16))
+
+    def qr(a, b, c, d):
+        state[a] = (state[a] + state[b]) & 0xFFFFFFFF; state[d] = rotl(state[d] ^ state[a], 16)
+        state[c] = (state[c] + state[d]) & 0xFFFFFFFF; state[b] = rotl(state[b] ^ state[c], 12)
+        state[a] = (state[a] + state[b]) & 0xFFFFFFFF; state[d] = rotl(state[d] ^ state[a], 8)
+        state[c] = (state[c] + state[d]) & 0xFFFFFFFF; state[b] = rotl(state[b] ^ state[c], 7)
+
+    for _ in range(10):
+        qr(0, 4, 8, 12); qr(1, 5, 9, 13); qr(2, 6, 10, 14); qr(3, 7, 11, 15)
+        qr(0, 5, 10, 15); qr(1, 6, 11, 12); qr(2, 7, 8, 13); qr(3, 4, 9, 14)
+    return struct.pack("<8I", *(state[0:4] + state[12:16]))
+
+
+def xchacha20poly1305_encrypt(key, nonce24, plaintext, aad):
+    subkey = hchacha20(key, nonce24[:16])
+    return ChaCha20Poly1305(subkey).encrypt(b"\x00" * 4 + nonce24[16:], plaintext, aad)
+
+
+def seeded_stream(label, length):
+    out = b""
+    i = 0
+    while len(out) < length:
+        out += seeded(label, i)
+        i += 1
+    return out[:length]
+
+
+def run_trust(t):
+    h = bytes.fromhex
+    label = t["rng_org"]
+    check("org seed", h(t["org_seed"]), seeded(label, 0))
+    org = Ed25519PrivateKey.from_private_bytes(h(t["org_seed"]))
+    org_pub = org.public_key().public_bytes_raw()
+    check("org public", org_pub, h(t["org_public"]))
+    digits = fingerprint(ORG_FINGERPRINT, org_pub)
+    check("org fingerprint", " ".join(digits[i:i + 5] for i in range(0, 30, 5)), t["org_fingerprint"])
+
+    # Certificate body: format | org len | org | member | role | device | IK | signing key |
+    # not_before i64 BE | not_after i64 BE; signed as label || body.
+    c = t["certificate"]
+    org_code = c["org"].encode()
+    body = bytes([1, len(org_code)]) + org_code + h(c["member_id"]) + bytes([c["role"]])
+    body += h(c["device_id"]) + h(c["identity_key"]) + h(c["signing_key"])
+    body += struct.pack(">qq", c["not_before"], c["not_after"])
+    check("certificate body", body.hex(), c["body"])
+    org.public_key().verify(h(c["signature"]), CERTIFICATE + body)
+    check("certificate signature", org.sign(CERTIFICATE + body), h(c["signature"]))
+
+    # Key change: label || org len | org | previous key | next key, signed by the previous key.
+    k = t["key_change"]
+    check("next seed", h(k["next_seed"]), seeded(label, 1))
+    next_pub = Ed25519PrivateKey.from_private_bytes(h(k["next_seed"])).public_key().public_bytes_raw()
+    check("next public", next_pub, h(k["next_public"]))
+    code = k["org"].encode()
+    statement = ORG_KEY_CHANGE + bytes([len(code)]) + code + org_pub + next_pub
+    check("change statement", statement.hex(), k["statement"])
+    check("change signature", org.sign(statement), h(k["signature"]))
+
+    # Conversation safety number: organisation digits, then the survivor's fingerprint.
+    s = t["survivor"]
+    survivor = fingerprint(FINGERPRINT, h(s["identity_dh_public"]) + h(s["signing_public"]))
+    check("survivor fingerprint", survivor, s["fingerprint"])
+    check("conversation safety number", digits + survivor, s["conversation_safety_number"])
+
+    # Sealed organisation key: QLOK | 1 | m | t | p | salt 16 | nonce 24 | ciphertext || tag.
+    sealed = t["sealed_org_key"]
+    m, t_cost, p = sealed["m_kib"], sealed["t"], sealed["p"]
+    header = b"QLOK" + bytes([1]) + struct.pack(">III", m, t_cost, p)
+    stream = seeded_stream(sealed["rng"], 40)
+    salt, nonce = stream[:16], stream[16:40]
+    key = Argon2id(salt=salt, length=32, iterations=t_cost, lanes=p, memory_cost=m).derive(
+        sealed["passphrase"].encode()
+    )
+    ciphertext = xchacha20poly1305_encrypt(key, nonce, h(t["org_seed"]), ORG_KEY_SEAL + header)
+    check("sealed org key file", (header + salt + nonce + ciphertext).hex(), sealed["file"])
+
+
+def check_hchacha20():
+    # draft-irtf-cfrg-xchacha-03, section 2.2.1.
+    key = bytes(range(32))
+    nonce = bytes.fromhex("000000090000004a0000000031415927")
+    want = "82413b4227b27bfed30e42508a877d73a0f9e4d58a74a853c12ec41326d3ecdc"
+    check("hchacha20 test vector", hchacha20(key, nonce).hex(), want)
+
+
 def main():
     path = Path(__file__).with_name("x3dh_ratchet.json")
     vectors = json.loads(path.read_text())
     for name in ("with_one_time_prekey", "without_one_time_prekey"):
         run(name, vectors[name])
+    check_hchacha20()
+    run_trust(json.loads(Path(__file__).with_name("org_trust.json").read_text()))
     print(f"all {checks} checks passed")
 
 
