@@ -31,6 +31,9 @@ pub mod labels {
     pub const ORG_KEY_CHANGE: &[u8] = b"Quietline_OrgKeyChange_v1";
     /// Prefix of the hash input of an organisation key fingerprint.
     pub const ORG_FINGERPRINT: &[u8] = b"Quietline_OrgKey_Fingerprint_v1";
+    /// Prefix of the message a device's Ed25519 key signs over its X25519 identity key (the
+    /// identity binding; also `crypto::labels::IDENTITY_BINDING`).
+    pub const IDENTITY_BINDING: &[u8] = b"Quietline_IdentityBinding_v1";
 }
 
 /// Version byte of the fingerprint hash input. Fixed: fingerprints must not change when the
@@ -394,6 +397,26 @@ impl OrgPublicKey {
     ) -> Result<(), TrustError> {
         self.verify_strict(&change_statement(org, self, next)?, signature)
     }
+}
+
+/// Check a device's identity binding without the `crypto` feature (the relay can refuse a
+/// registration whose keys do not belong together): `signing_key` must be a valid Ed25519
+/// key of large order that signed `labels::IDENTITY_BINDING || identity_key` (32 bytes),
+/// checked with `verify_strict`. `InvalidKey` for a bad key or length, else `BadSignature`.
+#[cfg(feature = "verify")]
+pub fn verify_identity_binding(
+    identity_key: &[u8],
+    signing_key: &[u8],
+    identity_signature: &[u8],
+) -> Result<(), TrustError> {
+    if identity_key.len() != 32 {
+        return Err(TrustError::InvalidKey);
+    }
+    let signing: [u8; 32] = signing_key.try_into().map_err(|_| TrustError::InvalidKey)?;
+    let mut message = Vec::with_capacity(labels::IDENTITY_BINDING.len() + 32);
+    message.extend_from_slice(labels::IDENTITY_BINDING);
+    message.extend_from_slice(identity_key);
+    OrgPublicKey::from_slice(&signing)?.verify_strict(&message, identity_signature)
 }
 
 /// The keys of a chain, parsed, with the change signatures: `(keys, signatures)` where
