@@ -31,6 +31,9 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<ExitRequest>(data);
     round_trip::<ReturnRequest>(data);
     round_trip::<PushRegistration>(data);
+    round_trip::<SetOrgKey>(data);
+    round_trip::<Certificate>(data);
+    round_trip::<OrgKeyChain>(data);
     let _ = serde_json::from_slice::<Login>(data);
     let _ = serde_json::from_slice::<Enroll>(data);
     if let Ok(text) = std::str::from_utf8(data) {

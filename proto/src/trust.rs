@@ -31,6 +31,9 @@ pub mod labels {
     pub const ORG_KEY_CHANGE: &[u8] = b"Quietline_OrgKeyChange_v1";
     /// Prefix of the hash input of an organisation key fingerprint.
     pub const ORG_FINGERPRINT: &[u8] = b"Quietline_OrgKey_Fingerprint_v1";
+    /// Prefix of the message a device's Ed25519 key signs over its X25519 identity key (the
+    /// identity binding; also `crypto::labels::IDENTITY_BINDING`).
+    pub const IDENTITY_BINDING: &[u8] = b"Quietline_IdentityBinding_v1";
 }
 
 /// Version byte of the fingerprint hash input. Fixed: fingerprints must not change when the
@@ -133,15 +136,17 @@ impl CertificateBody {
 
     /// The canonical bytes: `CERT_FORMAT | org len u8 | org | member_id 16 | role u8 (1
     /// advocate, 2 supervisor) | device_id 16 | identity_key 32 | signing_key 32 |
-    /// not_before i64 BE | not_after i64 BE`. An organisation code longer than
-    /// [`MAX_ORG_CODE`] is cut to its length byte's range and will not decode: validate
-    /// before signing (`OrgKeyPair::certify` does).
+    /// not_before i64 BE | not_after i64 BE`. An organisation code that is empty or longer
+    /// than [`MAX_ORG_CODE`] bytes is written as length 0 with no bytes: such a body never
+    /// decodes, so a certificate made from it never verifies.
     pub fn encode(&self) -> Vec<u8> {
-        let org = self.org.as_bytes();
-        let org = org.get(..org.len().min(MAX_ORG_CODE)).unwrap_or(org);
+        let (len, org) = match check_org(&self.org) {
+            Ok(len) => (len, self.org.as_bytes()),
+            Err(_) => (0, &[][..]),
+        };
         let mut out = Vec::with_capacity(Self::encoded_len(org.len()));
         out.push(CERT_FORMAT);
-        out.push(u8::try_from(org.len()).unwrap_or(0));
+        out.push(len);
         out.extend_from_slice(org);
         out.extend_from_slice(self.member_id.as_bytes());
         out.push(role_byte(self.role));
@@ -394,6 +399,26 @@ impl OrgPublicKey {
     }
 }
 
+/// Check a device's identity binding without the `crypto` feature (the relay can refuse a
+/// registration whose keys do not belong together): `signing_key` must be a valid Ed25519
+/// key of large order that signed `labels::IDENTITY_BINDING || identity_key` (32 bytes),
+/// checked with `verify_strict`. `InvalidKey` for a bad key or length, else `BadSignature`.
+#[cfg(feature = "verify")]
+pub fn verify_identity_binding(
+    identity_key: &[u8],
+    signing_key: &[u8],
+    identity_signature: &[u8],
+) -> Result<(), TrustError> {
+    if identity_key.len() != 32 {
+        return Err(TrustError::InvalidKey);
+    }
+    let signing: [u8; 32] = signing_key.try_into().map_err(|_| TrustError::InvalidKey)?;
+    let mut message = Vec::with_capacity(labels::IDENTITY_BINDING.len() + 32);
+    message.extend_from_slice(labels::IDENTITY_BINDING);
+    message.extend_from_slice(identity_key);
+    OrgPublicKey::from_slice(&signing)?.verify_strict(&message, identity_signature)
+}
+
 /// The keys of a chain, parsed, with the change signatures: `(keys, signatures)` where
 /// `signatures[i]` is made by `keys[i]` over the change to `keys[i + 1]`.
 #[cfg(feature = "verify")]
@@ -518,12 +543,17 @@ mod tests {
     }
 
     #[test]
-    fn org_codes_beyond_64_bytes_are_not_encodable() {
+    fn org_codes_outside_1_to_64_bytes_make_bodies_that_never_decode() {
         let mut body = sample();
-        body.org = "x".repeat(65);
-        assert!(CertificateBody::decode(&body.encode()).is_ok_and(|b| b.org.len() == 64));
-        assert_eq!(check_org(&"x".repeat(65)), Err(TrustError::Malformed));
-        assert_eq!(check_org(""), Err(TrustError::Malformed));
+        body.org = "x".repeat(64);
+        assert_eq!(CertificateBody::decode(&body.encode()), Ok(body.clone()));
+        for org in ["x".repeat(65), String::new()] {
+            body.org = org;
+            assert_eq!(
+                CertificateBody::decode(&body.encode()),
+                Err(TrustError::Malformed)
+            );
+        }
     }
 
     #[test]

@@ -14,6 +14,7 @@ use quietline_proto::crypto::keys::{DeviceSecrets, IdentityKeyPair, conversation
 use quietline_proto::crypto::org::OrgKeyPair;
 use quietline_proto::trust::{
     CertificateBody, MAX_ORG_KEY_CHANGES, OrgPublicKey, TrustError, chain_head, verify_chain,
+    verify_identity_binding,
 };
 use quietline_proto::wire::{self, Bundle, OrgKeyChain, OrgKeyChange, Role};
 
@@ -252,6 +253,59 @@ fn conversation_safety_number_is_the_same_for_every_advocate_device() {
     assert_ne!(
         conversation_safety_number(&org_key("other org").public(), &survivor.public()),
         number
+    );
+}
+
+#[test]
+fn identity_binding_check_without_crypto_agrees_with_the_device_keys() {
+    let (_, keys) = DeviceSecrets::generate_with(&mut SeededRng::new("binding"), 0).unwrap();
+    let (_, other) = DeviceSecrets::generate_with(&mut SeededRng::new("other"), 0).unwrap();
+    let check = |ik: &Bytes, sk: &Bytes, sig: &Bytes| {
+        verify_identity_binding(ik.as_slice(), sk.as_slice(), sig.as_slice())
+    };
+    assert_eq!(
+        check(
+            &keys.identity_key,
+            &keys.signing_key,
+            &keys.identity_signature
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        check(
+            &other.identity_key,
+            &keys.signing_key,
+            &keys.identity_signature
+        ),
+        Err(TrustError::BadSignature)
+    );
+    assert_eq!(
+        check(
+            &keys.identity_key,
+            &other.signing_key,
+            &keys.identity_signature
+        ),
+        Err(TrustError::BadSignature)
+    );
+    assert_eq!(
+        check(
+            &keys.identity_key,
+            &keys.signing_key,
+            &other.identity_signature
+        ),
+        Err(TrustError::BadSignature)
+    );
+    assert_eq!(
+        check(
+            &Bytes(vec![1; 31]),
+            &keys.signing_key,
+            &keys.identity_signature
+        ),
+        Err(TrustError::InvalidKey)
+    );
+    assert_eq!(
+        check(&keys.identity_key, &Bytes(vec![]), &keys.identity_signature),
+        Err(TrustError::InvalidKey)
     );
 }
 

@@ -73,7 +73,7 @@ pub mod labels {
     /// Prefix of the hash input of a safety-number fingerprint.
     pub const FINGERPRINT: &[u8] = b"Quietline_Fingerprint_v1";
     /// Prefix of the message a device's Ed25519 key signs over its X25519 identity key.
-    pub const IDENTITY_BINDING: &[u8] = b"Quietline_IdentityBinding_v1";
+    pub const IDENTITY_BINDING: &[u8] = crate::trust::labels::IDENTITY_BINDING;
     /// Associated-data prefix of a sealed organisation key file (`org::OrgKeyPair::seal`).
     pub const ORG_KEY_SEAL: &[u8] = b"Quietline_OrgKeySeal_v1";
 }

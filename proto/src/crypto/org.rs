@@ -82,8 +82,8 @@ impl OrgKeyPair {
     }
 
     /// Certify a member device: the canonical body and the signature over
-    /// `trust::labels::CERTIFICATE || body`. The caller checks the body first (an
-    /// organisation code longer than 64 bytes makes a certificate no client accepts).
+    /// `trust::labels::CERTIFICATE || body`. The caller checks the body first (an empty
+    /// organisation code or one longer than 64 bytes makes a certificate no client accepts).
     pub fn certify(&self, body: &CertificateBody) -> wire::Certificate {
         let bytes = body.encode();
         let signature = self.signing.sign(&CertificateBody::signed_message(&bytes));
@@ -95,10 +95,17 @@ impl OrgKeyPair {
 
     /// Name `next` as this organisation's key from now on: the signature of the change
     /// statement (`trust::change_statement`) for `PUT /v1/org/key`. An organisation code
-    /// that is empty or longer than 64 bytes gives a signature over the empty statement,
-    /// which no client accepts.
+    /// that is empty or longer than 64 bytes gives a signature over a statement with an
+    /// empty code, which no client accepts.
     pub fn endorse(&self, org: &str, next: &OrgPublicKey) -> [u8; 64] {
-        let statement = trust::change_statement(org, &self.public(), next).unwrap_or_default();
+        let previous = self.public();
+        let statement = trust::change_statement(org, &previous, next).unwrap_or_else(|_| {
+            let mut m = trust::labels::ORG_KEY_CHANGE.to_vec();
+            m.push(0);
+            m.extend_from_slice(previous.as_bytes());
+            m.extend_from_slice(next.as_bytes());
+            m
+        });
         self.signing.sign(&statement).to_bytes()
     }
 
