@@ -108,8 +108,8 @@ pub struct DeviceKeys {
     pub identity_key: Bytes,
     /// Ed25519 signing key, 32 bytes.
     pub signing_key: Bytes,
-    /// Ed25519 signature by `signing_key` over `"Quietline_IdentityBinding_v1" ||
-    /// identity_key`, 64 bytes: binds the X25519 identity key to the signing key.
+    /// Ed25519 signature by `signing_key` over the identity-binding label followed by
+    /// `identity_key`, 64 bytes: binds the X25519 identity key to the signing key.
     pub identity_signature: Bytes,
     pub signed_prekey: SignedPrekey,
     #[serde(default)]
@@ -185,7 +185,7 @@ pub struct Bundle {
 
 /// A device certificate: the canonical body (the encoding of
 /// [`CertificateBody`](crate::trust::CertificateBody)) and the organisation key's Ed25519
-/// signature over `"Quietline_DeviceCertificate_v1" || body`. Made on a supervisor's machine;
+/// signature over the certificate label followed by the body. Made on a supervisor's machine;
 /// the relay stores and serves it but cannot make one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

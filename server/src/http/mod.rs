@@ -24,6 +24,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::members::router())
         .merge(routes::stream::router())
         .merge(routes::exit::router())
+        .merge(routes::trust::router())
         .merge(openapi::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

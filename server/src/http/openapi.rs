@@ -40,6 +40,7 @@ impl Modify for BearerAuth {
         stream::stream,
         exit::exit_now, exit::come_back,
         members::duty, members::settings, members::set_settings, members::invite,
+        trust::org_key, trust::set_org_key, trust::org_devices, trust::certify, trust::my_certificate,
     ),
     components(schemas(quietline_proto::ErrorBody, quietline_proto::ErrorCode))
 )]

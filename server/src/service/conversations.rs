@@ -45,11 +45,16 @@ fn valid_language(l: &str) -> bool {
 }
 
 /// The member side of a conversation: the assigned member's devices, or while it waits,
-/// every on-duty member's devices in the organisation.
+/// every on-duty member's devices in the organisation. Only devices with a certificate
+/// valid now: an uncertified browser is never a recipient (docs/CRYPTO.md, "Trust").
 pub async fn member_side_devices(state: &AppState, c: &ConversationRow) -> Result<Vec<Id>> {
+    let now = state.now();
     match &c.assigned_member {
-        Some(m) => ids(state.store.member_devices(m).await?),
-        None => ids(state.store.on_duty_devices(&c.org_id).await?),
+        Some(m) => ids(state.store.certified_member_devices(m, now).await?),
+        None => ids(state
+            .store
+            .certified_on_duty_devices(&c.org_id, now)
+            .await?),
     }
 }
 

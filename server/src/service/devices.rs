@@ -8,8 +8,8 @@ use crate::error::{Error, Result};
 use crate::service::Caller;
 use crate::store::{NewDevice, to_id};
 use quietline_proto::wire::{
-    Bundle, Challenge, DeviceKeys, DeviceRegistered, OneTimePrekey, PowSolution, PrekeyCount,
-    SignedPrekey, UploadPrekeys,
+    Bundle, Certificate, Challenge, DeviceKeys, DeviceRegistered, OneTimePrekey, PowSolution,
+    PrekeyCount, SignedPrekey, UploadPrekeys,
 };
 use quietline_proto::{ErrorCode, Id, b64::Bytes, pow};
 
@@ -90,6 +90,9 @@ fn check_one_time(keys: &[OneTimePrekey]) -> Result<Vec<(u32, Vec<u8>)>> {
 fn check_keys(keys: &DeviceKeys) -> Result<Vec<(u32, Vec<u8>)>> {
     key32(&keys.identity_key)?;
     key32(&keys.signing_key)?;
+    if keys.identity_signature.len() != 64 {
+        return Err(Error::bad_request());
+    }
     check_signed(&keys.signed_prekey)?;
     check_one_time(&keys.one_time_prekeys)
 }
@@ -127,6 +130,7 @@ pub async fn register(
                 member_id: member.as_ref().map(|m| &m.0[..]),
                 identity_key: k.identity_key.as_slice(),
                 signing_key: k.signing_key.as_slice(),
+                identity_signature: k.identity_signature.as_slice(),
                 signed_prekey_id: k.signed_prekey.id,
                 signed_prekey: k.signed_prekey.public_key.as_slice(),
                 signed_prekey_sig: k.signed_prekey.signature.as_slice(),
@@ -211,6 +215,14 @@ pub async fn bundle(state: &AppState, caller: Caller, target: Id) -> Result<Bund
             id,
             public_key: Bytes(key),
         }),
+        identity_signature: Bytes(row.identity_signature),
+        certificate: match (row.certificate, row.certificate_sig) {
+            (Some(body), Some(signature)) => Some(Certificate {
+                body: Bytes(body),
+                signature: Bytes(signature),
+            }),
+            _ => None,
+        },
     })
 }
 

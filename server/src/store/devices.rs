@@ -8,6 +8,7 @@ pub struct NewDevice<'a> {
     pub member_id: Option<&'a [u8]>,
     pub identity_key: &'a [u8],
     pub signing_key: &'a [u8],
+    pub identity_signature: &'a [u8],
     pub signed_prekey_id: u32,
     pub signed_prekey: &'a [u8],
     pub signed_prekey_sig: &'a [u8],
@@ -31,6 +32,9 @@ pub struct BundleRow {
     pub signed_prekey_id: i64,
     pub signed_prekey: Vec<u8>,
     pub signed_prekey_sig: Vec<u8>,
+    pub identity_signature: Vec<u8>,
+    pub certificate: Option<Vec<u8>>,
+    pub certificate_sig: Option<Vec<u8>>,
 }
 
 impl Store {
@@ -44,8 +48,8 @@ impl Store {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO devices (id, member_id, identity_key, signing_key, signed_prekey_id, \
-                 signed_prekey, signed_prekey_sig, exit_token_hash, created_hour) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 signed_prekey, signed_prekey_sig, exit_token_hash, created_hour, identity_signature) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(d.id)
             .bind(d.member_id)
@@ -56,6 +60,7 @@ impl Store {
             .bind(d.signed_prekey_sig)
             .bind(d.exit_token_hash)
             .bind(d.created_hour)
+            .bind(d.identity_signature)
             .execute(&mut *tx)
             .await
             .map_err(super::on_conflict)?;
@@ -138,8 +143,8 @@ impl Store {
     pub async fn bundle_keys(&self, device: &[u8]) -> Result<Option<BundleRow>> {
         Ok(with_db!(self, read, |pool| {
             sqlx::query_as(
-                "SELECT id, identity_key, signing_key, signed_prekey_id, signed_prekey, signed_prekey_sig \
-                 FROM devices WHERE id = $1",
+                "SELECT id, identity_key, signing_key, signed_prekey_id, signed_prekey, signed_prekey_sig, \
+                 identity_signature, certificate, certificate_sig FROM devices WHERE id = $1",
             )
             .bind(device)
             .fetch_optional(pool)

@@ -13,6 +13,7 @@ mod devices;
 mod envelopes;
 mod exit;
 mod push;
+mod trust;
 
 pub use accounts::*;
 pub use conversations::*;
@@ -20,6 +21,7 @@ pub use devices::*;
 pub use envelopes::*;
 pub use exit::*;
 pub use push::*;
+pub use trust::*;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -212,6 +214,7 @@ impl Store {
             "envelopes",
             "events",
             "push_registrations",
+            "org_keys",
             "server_secrets",
         ];
         let mut out = Vec::new();
