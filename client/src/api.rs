@@ -8,11 +8,12 @@ use crate::error::{Error, Result};
 use crate::stream::Stream;
 use quietline_proto::Id;
 use quietline_proto::wire::{
-    Accepted, Ack, Acked, Bundle, Challenge, Conversation, ConversationList, ConversationOpened,
-    DeviceKeys, DeviceRegistered, Duty, Enroll, Enrolled, Health, Inbox, Invite, Invited, LoggedIn,
-    Login, LogoutRequest, OpenConversation, OrgSettings, PowSolution, PrekeyCount,
-    PushRegistration, Recipients, RefreshRequest, RegisterDevice, ReturnRequest, SendMessage,
-    TokenPair, Transfer, UploadPrekeys,
+    Accepted, Ack, Acked, Bundle, Certificate, Challenge, Conversation, ConversationList,
+    ConversationOpened, DeviceKeys, DeviceRegistered, Duty, Enroll, Enrolled, Health, Inbox,
+    Invite, Invited, LoggedIn, Login, LogoutRequest, MemberDevice, MemberDevices, OpenConversation,
+    OrgKeyChain, OrgSettings, PowSolution, PrekeyCount, PushRegistration, Recipients,
+    RefreshRequest, RegisterDevice, ReturnRequest, SendMessage, SetOrgKey, TokenPair, Transfer,
+    UploadPrekeys,
 };
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
@@ -416,6 +417,40 @@ impl Api {
     pub async fn recipients(&self, id: Id) -> Result<Recipients> {
         self.call(Method::GET, &format!("/v1/conversations/{id}/recipients"))
             .await
+    }
+
+    // ------------------------------------------------------------ trust
+
+    /// `GET /v1/orgs/{code}/key`: the organisation key's public chain (no token needed).
+    pub async fn org_key(&self, org: &str) -> Result<OrgKeyChain> {
+        self.without_token()
+            .call(Method::GET, &format!("/v1/orgs/{}/key", segment(org)))
+            .await
+    }
+
+    /// `PUT /v1/org/key` (supervisors): register or replace the organisation key.
+    pub async fn set_org_key(&self, req: &SetOrgKey) -> Result<OrgKeyChain> {
+        self.call_json(Method::PUT, "/v1/org/key", req).await
+    }
+
+    /// `GET /v1/org/devices` (supervisors): member devices and their certificates.
+    pub async fn org_devices(&self) -> Result<MemberDevices> {
+        self.call(Method::GET, "/v1/org/devices").await
+    }
+
+    /// `PUT /v1/devices/{id}/certificate` (supervisors)
+    pub async fn certify(&self, device: Id, cert: &Certificate) -> Result<MemberDevice> {
+        self.call_json(
+            Method::PUT,
+            &format!("/v1/devices/{device}/certificate"),
+            cert,
+        )
+        .await
+    }
+
+    /// `GET /v1/devices/me/certificate`: this member device's own certificate.
+    pub async fn my_certificate(&self) -> Result<Certificate> {
+        self.call(Method::GET, "/v1/devices/me/certificate").await
     }
 
     // ------------------------------------------------------------ envelopes

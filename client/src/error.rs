@@ -53,6 +53,20 @@ pub enum Error {
     #[error("crypto: {0}")]
     Crypto(#[from] quietline_proto::crypto::CryptoError),
 
+    /// A device whose identity this device had pinned now presents another one: a
+    /// substituted key. Nothing was sent to it. Show it as a warning; never accept it
+    /// silently (docs/CRYPTO.md, "Trust").
+    #[error("the identity of a device in this conversation changed; nothing was sent")]
+    IdentityChanged { device: Id },
+
+    /// The trust rules refused a device, a bundle or the organisation key; nothing was sent
+    /// to it (docs/CRYPTO.md, "Trust").
+    #[error("refused: {reason}; nothing was sent")]
+    Untrusted {
+        device: Id,
+        reason: crate::trust::Refusal,
+    },
+
     /// The conversation has no recipient device right now (nobody on duty, nobody assigned).
     #[error("nobody can receive this message yet")]
     NoRecipients,

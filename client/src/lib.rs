@@ -18,9 +18,11 @@
 pub mod api;
 pub mod error;
 pub mod message;
+pub mod org;
 pub mod secure;
 pub mod state;
 pub mod stream;
+pub mod trust;
 
 pub use api::{Api, ExitMode, Method, RawRequest, RawResponse, Token, random_id, solve_challenge};
 pub use error::{Error, Result};
@@ -28,6 +30,7 @@ pub use message::{Body, Payload};
 pub use secure::{Incoming, Received, SecureClient, Sent};
 pub use state::{DeviceState, KdfParams, StateFile};
 pub use stream::Stream;
+pub use trust::{Refusal, TrustReport, TrustState};
 
 /// The crypto types callers need alongside the SDK.
 pub use quietline_proto::crypto::{CryptoError, StoreKey};

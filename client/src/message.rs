@@ -6,6 +6,7 @@
 //! [`Body::Unknown`] rather than failing).
 
 use quietline_proto::Id;
+use quietline_proto::wire::Certificate;
 use serde::{Deserialize, Serialize};
 
 /// Version of the plaintext format.
@@ -19,6 +20,10 @@ pub struct Payload {
     /// The sending device. The recipient binds the session it opened this message with to
     /// this id, so its replies go to the right device.
     pub from: Id,
+    /// A member device's certificate from its organisation, carried in the first messages
+    /// of a session so the recipient can check who started it (docs/CRYPTO.md, "Trust").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<Certificate>,
     #[serde(flatten)]
     pub body: Body,
 }
@@ -76,6 +81,7 @@ mod tests {
         let p = Payload {
             v: PAYLOAD_VERSION,
             from: Id([3; 16]),
+            cert: None,
             body: Body::text("hello"),
         };
         let json = serde_json::to_string(&p).unwrap();

@@ -18,18 +18,25 @@ use crate::error::{Error, Result};
 use crate::message::{Body, PAYLOAD_VERSION, Payload};
 use crate::state::{DeviceState, StateFile};
 use crate::stream::Stream;
+use crate::trust::{Refusal, TrustReport};
 use quietline_proto::b64::Bytes;
 use quietline_proto::crypto::CryptoError;
+use quietline_proto::crypto::OsRandom;
 use quietline_proto::crypto::envelope;
-use quietline_proto::crypto::keys::{DeviceSecrets, PublicIdentity, safety_number};
+use quietline_proto::crypto::keys::{
+    DeviceSecrets, PublicIdentity, SIGNED_PREKEY_GRACE_SECS, conversation_safety_number,
+    safety_number,
+};
 use quietline_proto::crypto::session::Session;
 use quietline_proto::crypto::x3dh;
+use quietline_proto::trust::OrgPublicKey;
 use quietline_proto::wire::{
     self, ConversationOpened, Event, EventKind, OpenConversation, OutgoingEnvelope, SendMessage,
     ServerFrame, TokenPair,
 };
 use quietline_proto::{ErrorBody, Id};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
@@ -70,7 +77,46 @@ pub enum Incoming {
         conversation_id: Id,
         error: CryptoError,
     },
+    /// A first message that decrypted but whose sender this device does not trust: a
+    /// changed identity, a member device without a valid certificate, a second survivor
+    /// device. Its content is dropped unread and it is acknowledged. An application shows
+    /// this as a warning (docs/CRYPTO.md, "Trust").
+    Refused {
+        id: Id,
+        conversation_id: Id,
+        reason: Refusal,
+    },
 }
+
+/// Why an envelope did not open.
+enum OpenError {
+    Crypto(CryptoError),
+    Refused(Refusal),
+}
+
+impl From<CryptoError> for OpenError {
+    fn from(e: CryptoError) -> Self {
+        OpenError::Crypto(e)
+    }
+}
+
+/// The time source of the client, in Unix seconds (tests move it).
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn system_clock() -> Clock {
+    Arc::new(|| i64::try_from(unix_now()).unwrap_or(i64::MAX))
+}
+
+/// One-time prekeys a device keeps on the relay: below the first, it tops up to the second.
+pub const ONE_TIME_PREKEYS_LOW: u32 = 20;
+pub const ONE_TIME_PREKEYS_TARGET: u32 = 100;
 
 /// The result of a send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,6 +136,7 @@ pub struct SecureClient {
     file: Option<StateFile>,
     access_expires: Option<Instant>,
     recipients: HashMap<Id, Vec<Id>>,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for SecureClient {
@@ -107,7 +154,7 @@ impl SecureClient {
     /// Register a new anonymous survivor device on the relay (keys generated here,
     /// proof-of-work solved) and return its client. `relay` needs no token.
     pub async fn register_survivor(relay: &Api) -> Result<SecureClient> {
-        let (secrets, keys) = DeviceSecrets::generate()?;
+        let (secrets, keys) = DeviceSecrets::generate_at(unix_now())?;
         let reg = relay.register_survivor(keys).await?;
         Ok(Self::from_registration(relay, secrets, reg))
     }
@@ -115,7 +162,7 @@ impl SecureClient {
     /// Register a new device for the member whose access token `member` holds (from
     /// [`Api::login`]) and return its client, holding the device-bound tokens.
     pub async fn register_member_device(member: &Api) -> Result<SecureClient> {
-        let (secrets, keys) = DeviceSecrets::generate()?;
+        let (secrets, keys) = DeviceSecrets::generate_at(unix_now())?;
         let reg = member.register_member_device(keys).await?;
         Ok(Self::from_registration(member, secrets, reg))
     }
@@ -125,12 +172,13 @@ impl SecureClient {
         secrets: DeviceSecrets,
         reg: wire::DeviceRegistered,
     ) -> SecureClient {
-        let state = DeviceState::new(
+        let mut state = DeviceState::new(
             reg.device_id,
             secrets,
             Some(Token::new(reg.tokens.refresh_token.as_str())),
             reg.exit_token.as_deref().map(Token::new),
         );
+        state.trust.survivor = reg.exit_token.is_some();
         let mut client = SecureClient::resume(relay, state, None);
         client.set_tokens(&reg.tokens);
         client
@@ -151,6 +199,7 @@ impl SecureClient {
             file: None,
             access_expires: access_token.map(|_| Instant::now() + REFRESH_MARGIN * 2),
             recipients: HashMap::new(),
+            clock: system_clock(),
         }
     }
 
@@ -211,6 +260,98 @@ impl SecureClient {
             .collect()
     }
 
+    /// The safety number of a conversation: the organisation key's fingerprint and the
+    /// survivor device's, 60 digits. The survivor and every advocate of the organisation
+    /// see the same number, and it stays the same across transfers and new advocate devices
+    /// (docs/CRYPTO.md, "Safety numbers"). `None` until both are known here.
+    pub fn conversation_safety_number(&self, conversation: Id) -> Option<String> {
+        let trust = &self.state.trust;
+        if trust.survivor {
+            let org = trust.conversation_org.get(&conversation)?;
+            Some(conversation_safety_number(
+                &trust.org_key(org)?,
+                &self.identity(),
+            ))
+        } else {
+            let org = trust.org_key(trust.my_org.as_deref()?)?;
+            let device = trust.survivors.get(&conversation)?;
+            let identity = trust.pinned_identity(*device)?;
+            Some(conversation_safety_number(&org, &identity))
+        }
+    }
+
+    /// Use `clock` (Unix seconds) for certificate validity, key rotation and the expiry of
+    /// skipped message keys instead of the system clock.
+    pub fn set_clock(&mut self, clock: Clock) {
+        self.clock = clock;
+    }
+
+    fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    /// Counters of what a relay may be doing that cannot be refused outright.
+    pub fn trust_report(&self) -> TrustReport {
+        self.state.trust.report
+    }
+
+    /// Pin `key` as the key of organisation `org` (from the organisation's own client build
+    /// or its published fingerprint). Keys the relay serves later must chain to it.
+    pub fn pin_org_key(&mut self, org: &str, key: &OrgPublicKey) -> Result<()> {
+        self.state.trust.pin_org_key(org, key);
+        self.save()
+    }
+
+    /// The pinned key of `org`, whose fingerprint an application shows.
+    pub fn org_key(&self, org: &str) -> Option<OrgPublicKey> {
+        self.state.trust.org_key(org)
+    }
+
+    /// Fetch `org`'s key chain and follow it from the pinned key; with none pinned, trust
+    /// the current key on first use (counted in [`TrustReport::trusted_on_first_use`]; show
+    /// its fingerprint). [`Error::Untrusted`] with [`Refusal::OrgKeyChanged`] when the chain
+    /// does not lead from the pinned key.
+    pub async fn verify_org_key(&mut self, org: &str) -> Result<OrgPublicKey> {
+        let chain = self.relay.org_key(org).await?;
+        let key = self
+            .state
+            .trust
+            .accept_chain(org, &chain, true)
+            .map_err(|r| refused(self.state.device_id, r))?;
+        self.save()?;
+        Ok(key)
+    }
+
+    /// For a member device: adopt `org` as this device's organisation (verifying its key as
+    /// [`SecureClient::verify_org_key`] does) and fetch this device's certificate if a
+    /// supervisor has made one. Returns whether the device is certified.
+    pub async fn join_org(&mut self, org: &str) -> Result<bool> {
+        self.verify_org_key(org).await?;
+        self.state.trust.my_org = Some(org.to_owned());
+        self.save()?;
+        self.refresh_certificate().await
+    }
+
+    /// Fetch this member device's certificate and keep it if it is valid for this device's
+    /// own keys under the pinned organisation key. Returns whether it has one.
+    pub async fn refresh_certificate(&mut self) -> Result<bool> {
+        let cert = match self.api().await?.my_certificate().await {
+            Ok(c) => c,
+            Err(e) if e.is(quietline_proto::ErrorCode::NotFound) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let me = self.state.device_id;
+        let identity = self.identity();
+        let now = self.now();
+        self.state
+            .trust
+            .check_own_certificate(&cert, me, &identity, now)
+            .map_err(|r| refused(me, r))?;
+        self.state.trust.my_certificate = Some(cert);
+        self.save()?;
+        Ok(true)
+    }
+
     /// The typed API with this device's current access token (refreshed if needed).
     pub async fn api(&mut self) -> Result<Api> {
         let fresh = matches!(self.access_expires, Some(t) if t > Instant::now() + REFRESH_MARGIN);
@@ -251,9 +392,22 @@ impl SecureClient {
         org: &str,
         req: &OpenConversation,
     ) -> Result<ConversationOpened> {
+        if self.state.trust.org_key(org).is_none() || self.state.trust.survivor {
+            self.verify_org_key(org).await?;
+        }
         let opened = self.api().await?.open_conversation(org, req).await?;
         let conversation = opened.conversation.id;
         self.state.conversations.insert(conversation);
+        self.state
+            .trust
+            .conversation_org
+            .insert(conversation, org.to_owned());
+        // Every bundle is checked before any session is made: one refused device refuses
+        // the whole answer, and nothing is ever encrypted to it.
+        let now = self.now();
+        for bundle in &opened.recipients {
+            self.admit(conversation, bundle, now)?;
+        }
         let mut devices = Vec::with_capacity(opened.recipients.len());
         for bundle in &opened.recipients {
             let session = x3dh::initiate(self.state.secrets.identity(), bundle, conversation)?;
@@ -275,19 +429,27 @@ impl SecureClient {
     /// Forget every session of a conversation (after it was closed or purged).
     pub fn forget_conversation(&mut self, conversation: Id) -> Result<()> {
         self.state.forget_conversation(conversation);
+        self.state.trust.forget_conversation(conversation);
         self.recipients.remove(&conversation);
         self.save()
     }
 
     /// Quick exit with this device's exit token. For `wipe` and `duress` the local state
-    /// file is destroyed too, whatever the relay answered.
+    /// file (and its lock) is destroyed and the state in memory dropped, whatever the relay
+    /// answered.
     pub async fn quick_exit(&mut self, mode: ExitMode) -> Result<()> {
         let token = self.state.exit_token.clone().ok_or(Error::NoToken)?;
         let result = self.relay.exit(token.as_str(), mode).await;
-        if matches!(mode, ExitMode::Wipe | ExitMode::Duress)
-            && let Some(f) = self.file.take()
-        {
-            f.destroy()?;
+        if matches!(mode, ExitMode::Wipe | ExitMode::Duress) {
+            // Nothing of this device stays in memory either: the old state (secrets,
+            // sessions, tokens, pins) is dropped, and wiped as it drops, in exchange for a
+            // throwaway one that belongs to no relay.
+            let throwaway = DeviceSecrets::generate_with(&mut OsRandom, 0)?.0;
+            self.state = DeviceState::new(self.state.device_id, throwaway, None, None);
+            self.recipients.clear();
+            if let Some(f) = self.file.take() {
+                f.destroy()?;
+            }
         }
         result
     }
@@ -304,12 +466,19 @@ impl SecureClient {
     /// in the relay's list (reusing the ciphertexts already made) and tries again with the
     /// same message id. [`Error::NoRecipients`] when nobody can receive yet.
     pub async fn send(&mut self, conversation: Id, body: &Body) -> Result<Sent> {
-        let payload = Payload {
+        let mut payload = Payload {
             v: PAYLOAD_VERSION,
             from: self.state.device_id,
+            cert: None,
             body: body.clone(),
         };
         let plaintext = Zeroizing::new(serde_json::to_vec(&payload)?);
+        // First messages of a member device carry its certificate.
+        payload.cert = self.state.trust.my_certificate.clone();
+        let first_plaintext = match payload.cert {
+            Some(_) => Zeroizing::new(serde_json::to_vec(&payload)?),
+            None => plaintext.clone(),
+        };
         let message_id = random_id()?;
         let mut devices = match self.recipients.get(&conversation) {
             Some(list) if !list.is_empty() => list.clone(),
@@ -321,10 +490,21 @@ impl SecureClient {
                 self.recipients.remove(&conversation);
                 return Err(Error::NoRecipients);
             }
+            // Every new device is checked (and its session made) before anything is
+            // encrypted: a refused device in the list refuses the whole send.
+            for device in &devices {
+                if !sealed.contains_key(device)
+                    && let Err(e) = self.ensure_session(conversation, *device).await
+                {
+                    self.recipients.remove(&conversation);
+                    return Err(e);
+                }
+            }
             let mut stepped = false;
             for device in &devices {
                 if !sealed.contains_key(device) {
-                    let ct = self.encrypt_for(conversation, *device, &plaintext).await?;
+                    let ct =
+                        self.encrypt_for(conversation, *device, &plaintext, &first_plaintext)?;
                     sealed.insert(*device, ct);
                     stepped = true;
                 }
@@ -355,7 +535,10 @@ impl SecureClient {
                 }
                 Err(e) => match e.stale_recipients() {
                     Some(list) => devices = list.to_vec(),
-                    None => return Err(e),
+                    None => {
+                        self.recipients.remove(&conversation);
+                        return Err(e);
+                    }
                 },
             }
         }
@@ -371,21 +554,16 @@ impl SecureClient {
         Ok(list)
     }
 
-    /// Encrypt for one device, starting a session from its bundle if there is none.
-    async fn encrypt_for(
-        &mut self,
-        conversation: Id,
-        device: Id,
-        plaintext: &[u8],
-    ) -> Result<Vec<u8>> {
-        if let Some(list) = self.state.sessions.get_mut(&(conversation, device)) {
-            for session in list.iter_mut() {
-                match session.encrypt(plaintext) {
-                    Ok(ct) => return Ok(ct),
-                    Err(CryptoError::NotReady) => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
+    /// Make sure there is a session with `device` that can send, starting one from its
+    /// bundle if needed, after the trust checks on the bundle.
+    async fn ensure_session(&mut self, conversation: Id, device: Id) -> Result<()> {
+        let ready = self
+            .state
+            .sessions
+            .get(&(conversation, device))
+            .is_some_and(|list| !list.is_empty());
+        if ready {
+            return Ok(());
         }
         let bundle = self.api().await?.bundle(device).await?;
         if bundle.device_id != device {
@@ -393,10 +571,59 @@ impl SecureClient {
                 "the relay answered with another device's bundle".into(),
             ));
         }
-        let mut session = x3dh::initiate(self.state.secrets.identity(), &bundle, conversation)?;
-        let ct = session.encrypt(plaintext)?;
+        let now = self.now();
+        self.admit(conversation, &bundle, now)?;
+        let session = x3dh::initiate(self.state.secrets.identity(), &bundle, conversation)?;
         self.state.insert_session(conversation, device, session);
-        Ok(ct)
+        Ok(())
+    }
+
+    /// The trust checks on a bundle (docs/CRYPTO.md, "Trust"), and the count of bundles
+    /// that came without a one-time prekey.
+    fn admit(&mut self, conversation: Id, bundle: &wire::Bundle, now: i64) -> Result<()> {
+        let survivor = self.state.trust.survivor;
+        if let Err(r) = self
+            .state
+            .trust
+            .admit_bundle(conversation, bundle, survivor, now)
+        {
+            self.state.trust.report.refused += 1;
+            self.save()?;
+            return Err(refused(bundle.device_id, r));
+        }
+        if bundle.one_time_prekey.is_none() {
+            self.state.trust.report.bundles_without_one_time_prekey += 1;
+        }
+        Ok(())
+    }
+
+    /// Encrypt for one device with its first session that can send; `first` (which may carry
+    /// this device's certificate) while that session still sends first messages.
+    fn encrypt_for(
+        &mut self,
+        conversation: Id,
+        device: Id,
+        plaintext: &[u8],
+        first: &[u8],
+    ) -> Result<Vec<u8>> {
+        let list = self
+            .state
+            .sessions
+            .get_mut(&(conversation, device))
+            .ok_or_else(|| Error::State("no session with a recipient".into()))?;
+        for session in list.iter_mut() {
+            let pt = if session.is_established() {
+                plaintext
+            } else {
+                first
+            };
+            match session.encrypt(pt) {
+                Ok(ct) => return Ok(ct),
+                Err(CryptoError::NotReady) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::State("no session with a recipient can send".into()))
     }
 
     // ------------------------------------------------------------ receiving
@@ -495,11 +722,19 @@ impl SecureClient {
                 body,
             })),
             Ok(None) => None,
-            Err(error) => Some(Incoming::Undecryptable {
+            Err(OpenError::Crypto(error)) => Some(Incoming::Undecryptable {
                 id: env.id,
                 conversation_id: env.conversation_id,
                 error,
             }),
+            Err(OpenError::Refused(reason)) => {
+                self.state.trust.report.refused += 1;
+                Some(Incoming::Refused {
+                    id: env.id,
+                    conversation_id: env.conversation_id,
+                    reason,
+                })
+            }
         }
     }
 
@@ -508,14 +743,16 @@ impl SecureClient {
         &mut self,
         conversation: Id,
         bytes: &[u8],
-    ) -> std::result::Result<Option<(Id, Body)>, CryptoError> {
-        let is_prekey = envelope::peek(bytes)?.is_prekey();
+    ) -> std::result::Result<Option<(Id, Body)>, OpenError> {
+        let prekey = envelope::peek(bytes)?.prekey;
+        let now = self.now();
+        let now_secs = u64::try_from(now).ok();
         let mut hit: Option<(Id, usize, Zeroizing<Vec<u8>>)> = None;
         let lo = (conversation, Id([0; 16]));
         let hi = (conversation, Id([0xff; 16]));
         'search: for ((_, device), list) in self.state.sessions.range_mut(lo..=hi) {
             for (i, session) in list.iter_mut().enumerate() {
-                match session.decrypt(bytes) {
+                match session.decrypt_with(bytes, &mut OsRandom, now_secs) {
                     Ok(pt) => {
                         hit = Some((*device, i, pt));
                         break 'search;
@@ -538,13 +775,43 @@ impl SecureClient {
                 }
                 (device, pt)
             }
-            None if is_prekey => {
-                let (session, pt) = Session::respond(&mut self.state.secrets, conversation, bytes)?;
-                let from = parse(&pt)?.from;
-                self.state.insert_session(conversation, from, session);
-                (from, pt)
+            None => {
+                let header = prekey.ok_or(CryptoError::DecryptFailed)?;
+                // Worked on a copy: a refused sender consumes no one-time prekey.
+                let mut trial = self.state.secrets.clone();
+                let (session, pt) = Session::respond_with(
+                    &mut trial,
+                    conversation,
+                    bytes,
+                    &mut OsRandom,
+                    now_secs,
+                )?;
+                let payload = parse(&pt)?;
+                let survivor = self.state.trust.survivor;
+                self.state
+                    .trust
+                    .admit_sender(
+                        conversation,
+                        payload.from,
+                        session.peer_identity(),
+                        payload.cert.as_ref(),
+                        survivor,
+                        now,
+                    )
+                    .map_err(OpenError::Refused)?;
+                if header.one_time_prekey_id.is_none()
+                    && self.state.secrets.one_time_prekey_count() > 0
+                {
+                    self.state
+                        .trust
+                        .report
+                        .first_messages_without_one_time_prekey += 1;
+                }
+                self.state.secrets = trial;
+                self.state
+                    .insert_session(conversation, payload.from, session);
+                (payload.from, pt)
             }
-            None => return Err(CryptoError::DecryptFailed),
         };
         self.state.conversations.insert(conversation);
         let payload = parse(&plaintext)?;
@@ -562,6 +829,7 @@ impl SecureClient {
                 Ok(_) => {}
                 Err(e) if e.is(quietline_proto::ErrorCode::NotFound) => {
                     self.state.forget_conversation(c);
+                    self.state.trust.forget_conversation(c);
                     self.recipients.remove(&c);
                     gone.push(c);
                 }
@@ -599,6 +867,7 @@ impl SecureClient {
             EventKind::ConversationClosed | EventKind::EndedBySurvivor => {
                 if let Some(c) = ev.conversation_id {
                     self.state.forget_conversation(c);
+                    self.state.trust.forget_conversation(c);
                     self.recipients.remove(&c);
                 }
             }
@@ -636,6 +905,49 @@ impl SecureClient {
     }
 }
 
+impl SecureClient {
+    /// Keep this device's prekeys healthy: rotate the signed prekey when it is older than
+    /// [`SIGNED_PREKEY_ROTATION_SECS`](quietline_proto::crypto::keys::SIGNED_PREKEY_ROTATION_SECS) (the previous one still answers first messages for
+    /// [`SIGNED_PREKEY_GRACE_SECS`], then it is erased), and top the one-time prekeys up to
+    /// [`ONE_TIME_PREKEYS_TARGET`] when fewer than [`ONE_TIME_PREKEYS_LOW`] are left. New
+    /// secrets are saved before their public halves are uploaded. Returns whether the
+    /// signed prekey was rotated.
+    pub async fn maintain_keys(&mut self) -> Result<bool> {
+        let now = u64::try_from(self.now()).unwrap_or(0);
+        let mut rotated = false;
+        if self.state.secrets.needs_rotation(now) {
+            let signed = self.state.secrets.rotate_signed_prekey_at(now)?;
+            self.save()?;
+            self.api()
+                .await?
+                .upload_prekeys(&wire::UploadPrekeys {
+                    signed_prekey: Some(signed),
+                    one_time_prekeys: Vec::new(),
+                })
+                .await?;
+            rotated = true;
+        }
+        if self
+            .state
+            .secrets
+            .expire_previous_signed_prekey(now, SIGNED_PREKEY_GRACE_SECS)
+        {
+            self.save()?;
+        }
+        self.replenish_prekeys(ONE_TIME_PREKEYS_LOW, ONE_TIME_PREKEYS_TARGET)
+            .await?;
+        Ok(rotated)
+    }
+}
+
+/// The SDK error for a refusal by the trust rules.
+fn refused(device: Id, reason: Refusal) -> Error {
+    match reason {
+        Refusal::IdentityChanged => Error::IdentityChanged { device },
+        reason => Error::Untrusted { device, reason },
+    }
+}
+
 fn parse(plaintext: &[u8]) -> std::result::Result<Payload, CryptoError> {
     let payload: Payload = serde_json::from_slice(plaintext).map_err(|_| CryptoError::Malformed)?;
     if payload.v != PAYLOAD_VERSION {
@@ -668,8 +980,10 @@ mod tests {
             device_id: Id([0xb; 16]),
             identity_key: kb.identity_key,
             signing_key: kb.signing_key,
+            identity_signature: kb.identity_signature,
             signed_prekey: kb.signed_prekey,
             one_time_prekey: kb.one_time_prekeys.first().cloned(),
+            certificate: None,
         };
         (a, b, bundle)
     }
@@ -678,6 +992,7 @@ mod tests {
         let payload = Payload {
             v: PAYLOAD_VERSION,
             from: c.device_id(),
+            cert: None,
             body: Body::text(text),
         };
         let pt = serde_json::to_vec(&payload).unwrap();

@@ -12,6 +12,7 @@
 
 use crate::api::Token;
 use crate::error::{Error, Result};
+use crate::trust::TrustState;
 use quietline_proto::Id;
 use quietline_proto::b64::Bytes;
 use quietline_proto::crypto::keys::DeviceSecrets;
@@ -42,6 +43,8 @@ pub struct DeviceState {
     /// `(conversation, remote device)` -> sessions, newest first.
     pub(crate) sessions: BTreeMap<(Id, Id), Vec<Session>>,
     pub(crate) conversations: BTreeSet<Id>,
+    /// What this device decided to trust (pinned organisation keys and identities).
+    pub(crate) trust: TrustState,
     seen_order: VecDeque<Id>,
     seen: HashSet<Id>,
 }
@@ -69,6 +72,7 @@ impl DeviceState {
             exit_token,
             sessions: BTreeMap::new(),
             conversations: BTreeSet::new(),
+            trust: TrustState::default(),
             seen_order: VecDeque::new(),
             seen: HashSet::new(),
         }
@@ -148,6 +152,7 @@ impl DeviceState {
                 .collect(),
             conversations: self.conversations.iter().copied().collect(),
             seen: self.seen_order.iter().copied().collect(),
+            trust: self.trust.clone(),
         };
         Ok(Zeroizing::new(serde_json::to_vec(&stored)?))
     }
@@ -174,6 +179,7 @@ impl DeviceState {
                 .push(session);
         }
         state.conversations = stored.conversations.iter().copied().collect();
+        state.trust = stored.trust.clone();
         for id in &stored.seen {
             state.mark_seen(*id);
         }
@@ -198,6 +204,8 @@ struct Stored {
     sessions: Vec<StoredSession>,
     conversations: Vec<Id>,
     seen: Vec<Id>,
+    #[serde(default)]
+    trust: TrustState,
 }
 
 impl Drop for Stored {
@@ -694,6 +702,16 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    /// Tests that hold a state lock run one at a time with the one that starts a child
+    /// process: a child forked while another test's lock file is open holds a copy of that
+    /// descriptor, and so the lock, until it has exec'd, which on a loaded machine can be
+    /// long enough for the next test to see its own state as locked.
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+    }
     use std::cell::Cell;
 
     thread_local! {
@@ -741,6 +759,7 @@ pub(crate) mod tests {
 
     #[test]
     fn state_round_trips_through_a_passphrase_sealed_file() {
+        let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state");
         let file =
@@ -779,6 +798,7 @@ pub(crate) mod tests {
 
     #[test]
     fn the_default_parameters_are_argon2id_64_mib_3_passes_1_lane_and_recorded_in_the_header() {
+        let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state");
         let file = StateFile::create_with_passphrase(&path, b"blue kettle").unwrap();
@@ -801,6 +821,7 @@ pub(crate) mod tests {
 
     #[test]
     fn the_key_is_derived_once_per_open_and_every_save_uses_a_fresh_nonce() {
+        let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state");
         let before = derivations();
@@ -826,6 +847,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_wrong_passphrase_is_refused_with_its_own_error() {
+        let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state");
         let file =
@@ -852,6 +874,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_changed_header_or_sealed_byte_is_refused() {
+        let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state");
         let file = StateFile::create_with_passphrase_and_params(&path, b"pw", small()).unwrap();
@@ -904,6 +927,7 @@ pub(crate) mod tests {
 
     #[test]
     fn hostile_cost_parameters_are_refused_before_any_work() {
+        let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state");
         let file = StateFile::create_with_passphrase_and_params(&path, b"pw", small()).unwrap();
@@ -947,6 +971,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_state_file_of_the_old_format_is_refused_with_a_clear_error() {
+        let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state");
         // Format 1: the sealed bytes alone, key in `state.key`.
@@ -978,6 +1003,7 @@ pub(crate) mod tests {
 
     #[test]
     fn create_refuses_an_existing_file_and_an_empty_passphrase() {
+        let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state");
         assert!(matches!(
@@ -994,6 +1020,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_locked_state_cannot_be_opened_or_created_a_second_time() {
+        let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state");
         let file = StateFile::create_with_passphrase_and_params(&path, b"pw", small()).unwrap();
@@ -1056,6 +1083,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_locked_state_cannot_be_opened_by_another_process() {
+        let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state");
         let file = StateFile::create_with_passphrase_and_params(&path, b"pw", small()).unwrap();
@@ -1067,6 +1095,7 @@ pub(crate) mod tests {
 
     #[test]
     fn destroy_leaves_no_file_of_the_state_and_frees_the_path() {
+        let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("unrelated"), b"kept").unwrap();
         let path = dir.path().join("state");
@@ -1128,6 +1157,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_platform_key_state_round_trips_and_refuses_a_wrong_key_or_tampering() {
+        let _serial = serial();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state");
         let key = StoreKey::generate().unwrap();
@@ -1170,6 +1200,7 @@ pub(crate) mod tests {
 
     #[test]
     fn seen_ids_are_bounded() {
+        let _serial = serial();
         let mut s = state();
         for i in 0..(SEEN_IDS as u32 + 10) {
             let mut b = [0u8; 16];

@@ -49,6 +49,9 @@ enum Command {
     Advocate(AdvocateArgs),
     /// Accept an invitation: set a password, print the TOTP URI for the authenticator.
     Enroll(EnrollArgs),
+    /// Supervisors: the organisation key and device certificates.
+    #[command(subcommand)]
+    Org(OrgCommand),
     /// Check that the relay answers /healthz and /readyz.
     Health,
 }
@@ -126,6 +129,10 @@ struct SurvivorArgs {
     /// The organisation's code.
     #[arg(long)]
     org: String,
+    /// The organisation's public key (base64url, as the organisation publishes it). Without
+    /// it the key the relay serves is trusted on first use and its fingerprint is shown.
+    #[arg(long)]
+    org_key: Option<String>,
     #[command(flatten)]
     state: StateArgs,
     /// Ask to be seen first.
@@ -136,8 +143,9 @@ struct SurvivorArgs {
     language: Option<String>,
 }
 
+/// How a member signs in.
 #[derive(Args, Debug)]
-struct AdvocateArgs {
+struct Credentials {
     /// The organisation's code.
     #[arg(long)]
     org: String,
@@ -156,6 +164,51 @@ struct AdvocateArgs {
     /// File holding the otpauth:// URI.
     #[arg(long)]
     totp_uri_file: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+enum OrgCommand {
+    /// Create the organisation key (sealed under a passphrase in --key-file; the private
+    /// half never leaves this machine), register its public half, print its fingerprint.
+    KeyInit(OrgKeyArgs),
+    /// Print the fingerprint of the organisation key the relay serves.
+    KeyShow {
+        /// The organisation's code.
+        #[arg(long)]
+        org: String,
+    },
+    /// Certify member devices that are waiting for a certificate (all, or those given).
+    Certify(CertifyArgs),
+}
+
+#[derive(Args, Debug)]
+struct OrgKeyArgs {
+    #[command(flatten)]
+    who: Credentials,
+    /// File holding the sealed organisation key.
+    #[arg(long)]
+    key_file: PathBuf,
+    /// File holding the passphrase that seals it (first line, at least 12 characters).
+    #[arg(long)]
+    key_passphrase_file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+struct CertifyArgs {
+    #[command(flatten)]
+    key: OrgKeyArgs,
+    /// Certify only this device (repeat for several); check with the member that it is theirs.
+    #[arg(long = "device")]
+    devices: Vec<Id>,
+    /// Days the certificates are valid.
+    #[arg(long, default_value_t = 365)]
+    days: i64,
+}
+
+#[derive(Args, Debug)]
+struct AdvocateArgs {
+    #[command(flatten)]
+    who: Credentials,
     #[command(flatten)]
     state: StateArgs,
     /// Claim the first waiting conversation whenever none is selected.
@@ -186,6 +239,7 @@ async fn main() -> std::process::ExitCode {
         Command::Survivor(args) => survivor(&cli.server, args).await,
         Command::Advocate(args) => advocate(&cli.server, args).await,
         Command::Enroll(args) => enroll(&cli.server, args).await,
+        Command::Org(cmd) => org(&cli.server, cmd).await,
         Command::Health => health(&cli.server).await,
     };
     match result {
@@ -216,6 +270,13 @@ fn short(id: Id) -> String {
 
 fn info(msg: impl AsRef<str>) {
     println!("-- {}", msg.as_ref());
+}
+
+/// A refusal by the trust rules: someone may be impersonating a device. Loud, never silent.
+fn warn(what: &dyn std::fmt::Display) {
+    println!(
+        "!! WARNING: {what}. Someone may be trying to listen in; compare safety numbers (/safety) before you go on."
+    );
 }
 
 /// Lines typed on stdin, read on a thread of their own; the channel closes at end of input.
@@ -260,6 +321,98 @@ fn describe_event(kind: EventKind) -> &'static str {
         EventKind::EndedBySurvivor => "the survivor ended the conversation",
         EventKind::PossibleDuress => "POSSIBLE DURESS: the survivor wiped under a duress code",
     }
+}
+
+/// The conversation's safety number (the same on every device of the conversation), then
+/// the per-device ones.
+fn show_safety(client: &SecureClient, conversation: Id) {
+    match client.conversation_safety_number(conversation) {
+        Some(n) => println!("-- safety number of this conversation: {n}"),
+        None => info("no safety number yet (no message exchanged)"),
+    }
+    for (d, n) in client.safety_numbers(conversation) {
+        println!("-- safety number with device {}: {n}", short(d));
+    }
+}
+
+// ---------------------------------------------------------------- org
+
+async fn org(server: &str, cmd: OrgCommand) -> Result<()> {
+    let relay = Api::new(server)?;
+    match cmd {
+        OrgCommand::KeyShow { org } => {
+            let chain = relay.org_key(&org).await?;
+            let key = quietline_proto::trust::chain_head(&org, &chain)
+                .map_err(|e| anyhow!("the key chain does not verify: {e}"))?;
+            println!(
+                "organisation key: {}",
+                quietline_proto::b64::encode(key.as_bytes())
+            );
+            println!("fingerprint: {}", key.fingerprint());
+            Ok(())
+        }
+        OrgCommand::KeyInit(args) => {
+            let passphrase = read_secret_line(&args.key_passphrase_file)?;
+            if passphrase.chars().count() < 12 {
+                bail!("the key passphrase must have at least 12 characters");
+            }
+            let supervisor = supervisor_api(&relay, &args.who).await?;
+            let key =
+                quietline_client::org::create_key_file(&args.key_file, passphrase.as_bytes())?;
+            quietline_client::org::register_key(&supervisor, &key).await?;
+            let public = key.public();
+            info(format!(
+                "organisation key sealed in {}",
+                args.key_file.display()
+            ));
+            println!(
+                "organisation key: {}",
+                quietline_proto::b64::encode(public.as_bytes())
+            );
+            println!("fingerprint: {}", public.fingerprint());
+            info(
+                "publish the fingerprint (website, outreach cards) and build the key into your survivor client",
+            );
+            Ok(())
+        }
+        OrgCommand::Certify(args) => {
+            let passphrase = read_secret_line(&args.key.key_passphrase_file)?;
+            let key =
+                quietline_client::org::open_key_file(&args.key.key_file, passphrase.as_bytes())
+                    .context("opening the organisation key (wrong passphrase?)")?;
+            let supervisor = supervisor_api(&relay, &args.key.who).await?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs();
+            let only = (!args.devices.is_empty()).then_some(&args.devices[..]);
+            let report = quietline_client::org::certify_pending(
+                &supervisor,
+                &args.key.who.org,
+                &key,
+                only,
+                i64::try_from(now)?,
+                args.days.clamp(1, 3650) * 86_400,
+            )
+            .await?;
+            for d in &report.certified {
+                println!("certified {d}");
+            }
+            for d in &report.refused {
+                println!("!! refused {d}: its keys are not signed by itself");
+            }
+            info(format!("{} already certified", report.already.len()));
+            Ok(())
+        }
+    }
+}
+
+/// Sign in as a supervisor (no device needed) for the organisation commands.
+async fn supervisor_api(relay: &Api, who: &Credentials) -> Result<Api> {
+    let logged = login(relay, who, None).await?;
+    if logged.role != quietline_proto::wire::Role::Supervisor {
+        bail!("only supervisors manage the organisation key");
+    }
+    Ok(relay.with_token(logged.tokens.access_token.as_str()))
 }
 
 // ---------------------------------------------------------------- health
@@ -316,6 +469,23 @@ async fn survivor(server: &str, args: SurvivorArgs) -> Result<()> {
         info("device registered");
         c
     };
+    if let Some(text) = &args.org_key {
+        let bytes = quietline_proto::b64::decode(text.trim())
+            .map_err(|_| anyhow!("--org-key is not base64url"))?;
+        let key = quietline_proto::trust::OrgPublicKey::from_slice(&bytes)
+            .map_err(|_| anyhow!("--org-key is not an organisation key"))?;
+        client.pin_org_key(&args.org, &key)?;
+    }
+    match client.verify_org_key(&args.org).await {
+        Ok(key) => info(format!(
+            "organisation key fingerprint: {} (compare it with the one your organisation publishes)",
+            key.fingerprint()
+        )),
+        Err(e) => {
+            warn(&e);
+            return Err(e.into());
+        }
+    }
     // A conversation closed while this device was away is forgotten here.
     client.prune_conversations().await?;
     let known = client.state().conversations().next();
@@ -345,9 +515,7 @@ async fn survivor(server: &str, args: SurvivorArgs) -> Result<()> {
                 match line.as_str() {
                     "/quit" => break,
                     "/safety" => {
-                        for (d, n) in client.safety_numbers(conversation) {
-                            println!("-- safety number with {}: {n}", short(d));
-                        }
+                        show_safety(&client, conversation);
                     }
                     "/exit hide" | "/exit wipe" | "/exit duress" => {
                         let mode = match line.as_str() {
@@ -439,6 +607,10 @@ async fn flush(
                 info("nobody is available yet; your message will be sent when someone is");
                 return Ok(());
             }
+            Err(e @ (SdkError::IdentityChanged { .. } | SdkError::Untrusted { .. })) => {
+                warn(&e);
+                return Ok(());
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -455,6 +627,7 @@ fn show_survivor(inc: &Incoming) {
         Incoming::Undecryptable { error, .. } => {
             info(format!("a message could not be read ({error})"))
         }
+        Incoming::Refused { reason, .. } => warn(reason),
     }
 }
 
@@ -467,7 +640,7 @@ struct Desk {
     auto_claim: bool,
 }
 
-fn totp_code(args: &AdvocateArgs) -> Result<String> {
+fn totp_code(args: &Credentials) -> Result<String> {
     use totp_rs::{Algorithm, Secret, TOTP};
     let totp = if let Some(secret) = &args.totp_secret {
         let bytes = Secret::Encoded(secret.trim().replace(' ', "").to_uppercase())
@@ -487,7 +660,7 @@ fn totp_code(args: &AdvocateArgs) -> Result<String> {
 
 async fn login(
     relay: &Api,
-    args: &AdvocateArgs,
+    args: &Credentials,
     device: Option<Id>,
 ) -> Result<quietline_proto::wire::LoggedIn> {
     let password = read_secret_line(&args.password_file)?;
@@ -514,28 +687,41 @@ async fn advocate(server: &str, args: AdvocateArgs) -> Result<()> {
     let (mut client, member_id) = if args.state.state.exists() {
         let file = args.state.open()?;
         let mut c = SecureClient::load(&relay, file).context("opening the state file")?;
-        let logged = login(&relay, &args, Some(c.device_id())).await?;
+        let logged = login(&relay, &args.who, Some(c.device_id())).await?;
         c.adopt_tokens(&logged.tokens)?;
         info(format!(
             "logged in as {} ({})",
-            args.handle,
+            args.who.handle,
             logged.role.as_str()
         ));
         (c, logged.member_id)
     } else {
         let file = args.state.create()?;
-        let logged = login(&relay, &args, None).await?;
+        let logged = login(&relay, &args.who, None).await?;
         let member = relay.with_token(logged.tokens.access_token.as_str());
         let mut c = SecureClient::register_member_device(&member).await?;
         c.persist_to(file)?;
         info(format!(
             "logged in as {} ({}); this device is registered",
-            args.handle,
+            args.who.handle,
             logged.role.as_str()
         ));
         (c, logged.member_id)
     };
-    client.replenish_prekeys(20, 100).await?;
+    let certified = client.join_org(&args.who.org).await?;
+    if let Some(key) = client.org_key(&args.who.org) {
+        info(format!(
+            "organisation key fingerprint: {}",
+            key.fingerprint()
+        ));
+    }
+    if !certified {
+        info(format!(
+            "this device ({}) waits for a supervisor to certify it (quietline-cli org certify); until then nobody can write to it",
+            client.device_id()
+        ));
+    }
+    client.maintain_keys().await?;
     client.api().await?.set_duty(true).await?;
     info("you are on duty");
     info(
@@ -734,9 +920,7 @@ async fn advocate_command(client: &mut SecureClient, desk: &mut Desk, line: &str
             let conv = desk
                 .current
                 .ok_or_else(|| anyhow!("no conversation selected"))?;
-            for (d, n) in client.safety_numbers(conv) {
-                println!("-- safety number with {}: {n}", short(d));
-            }
+            show_safety(client, conv);
         }
         c if c.starts_with('/') => bail!("unknown command {c}"),
         _ => {
@@ -746,6 +930,9 @@ async fn advocate_command(client: &mut SecureClient, desk: &mut Desk, line: &str
             match client.send_text(conv, line).await {
                 Ok(sent) => info(format!("sent to {} device(s)", sent.devices.len())),
                 Err(SdkError::NoRecipients) => bail!("nobody to send to in this conversation"),
+                Err(e @ (SdkError::IdentityChanged { .. } | SdkError::Untrusted { .. })) => {
+                    warn(&e)
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -780,6 +967,11 @@ fn show_advocate(desk: &mut Desk, inc: &Incoming) {
             "[{}] a message could not be read ({error})",
             short(*conversation_id)
         )),
+        Incoming::Refused {
+            conversation_id,
+            reason,
+            ..
+        } => warn(&format!("[{}] {reason}", short(*conversation_id))),
     }
 }
 
@@ -843,6 +1035,36 @@ mod tests {
             ])
             .is_err()
         );
+        let cli = Cli::try_parse_from([
+            "quietline-cli",
+            "org",
+            "certify",
+            "--org",
+            "safe-harbor",
+            "--handle",
+            "sam",
+            "--password-file",
+            "pw",
+            "--totp-uri-file",
+            "totp",
+            "--key-file",
+            "org.key",
+            "--key-passphrase-file",
+            "org.pass",
+            "--device",
+            "AAAAAAAAAAAAAAAAAAAAAA",
+            "--days",
+            "30",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Org(OrgCommand::Certify(args)) => {
+                assert_eq!(args.devices, vec![Id([0; 16])]);
+                assert_eq!(args.days, 30);
+                assert_eq!(args.key.who.handle, "sam");
+            }
+            other => panic!("{other:?}"),
+        }
         assert!(
             Cli::try_parse_from([
                 "quietline-cli",
@@ -866,18 +1088,13 @@ mod tests {
 
     #[test]
     fn totp_codes_come_from_a_secret_or_a_uri() {
-        let base = |secret: Option<&str>, uri: Option<&str>| AdvocateArgs {
+        let base = |secret: Option<&str>, uri: Option<&str>| Credentials {
             org: "o".into(),
             handle: "h".into(),
             password_file: "p".into(),
             totp_secret: secret.map(str::to_owned),
             totp_uri: uri.map(str::to_owned),
             totp_uri_file: None,
-            state: StateArgs {
-                state: "s".into(),
-                passphrase_file: None,
-            },
-            auto_claim: false,
         };
         let secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
         let a = totp_code(&base(Some(secret), None)).unwrap();
