@@ -324,6 +324,50 @@ async fn authorization_matrix(backend: Backend) {
             .unwrap_err()
             .is(ErrorCode::Forbidden)
     );
+    // The trust routes: supervisors only, and only for their own organisation's devices.
+    let cert = s
+        .certificate_for("hotline", a.device_id, s.clock_now() + 3600)
+        .await;
+    let key = quietline_proto::wire::SetOrgKey {
+        public_key: quietline_proto::b64::Bytes(vec![0; 32]),
+        signature: None,
+    };
+    for err in [
+        a.api.org_devices().await.unwrap_err(),
+        a.api.certify(a.device_id, &cert).await.unwrap_err(),
+        a.api.set_org_key(&key).await.unwrap_err(),
+        sur.api.org_devices().await.unwrap_err(),
+        sur.api.certify(a.device_id, &cert).await.unwrap_err(),
+        sur.api.set_org_key(&key).await.unwrap_err(),
+    ] {
+        assert!(err.is(ErrorCode::Forbidden), "{err}");
+    }
+    assert!(
+        other_org
+            .api
+            .certify(a.device_id, &cert)
+            .await
+            .unwrap_err()
+            .is(ErrorCode::NotFound),
+        "another organisation's device does not exist for a supervisor"
+    );
+    assert!(
+        !other_org
+            .api
+            .org_devices()
+            .await
+            .unwrap()
+            .devices
+            .iter()
+            .any(|d| d.device_id == a.device_id)
+    );
+    assert!(
+        sur.api
+            .my_certificate()
+            .await
+            .unwrap_err()
+            .is(ErrorCode::NotFound)
+    );
     // A member opening contact like a survivor.
     assert!(
         a.api

@@ -166,6 +166,23 @@ async fn accepted_envelopes_survive_kill_9(backend: Backend) {
         .register_member_device(fake_keys(5))
         .await
         .unwrap();
+    // Certified with an organisation key, as a supervisor would, so it is a recipient.
+    let key = quietline_proto::crypto::org::OrgKeyPair::generate().unwrap();
+    admin
+        .store
+        .append_org_key(&org.0, 0, key.public().as_bytes(), None, 0)
+        .await
+        .unwrap();
+    let now = SystemClock.now();
+    certify_in_store(
+        &admin.store,
+        "hotline",
+        &key,
+        reg.device_id,
+        now,
+        now + 86_400,
+    )
+    .await;
     let adv_token = reg.tokens.access_token.clone();
     api.with_token(adv_token.as_str())
         .set_duty(true)

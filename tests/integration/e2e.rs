@@ -1,7 +1,7 @@
 //! Real end-to-end encrypted conversations through the relay with the SDK's encrypting
 //! client, and proof that the server never holds the plaintext (DESIGN.md §3, invariant 1).
 
-use quietline_client::{Incoming, SecureClient};
+use quietline_client::Incoming;
 use quietline_proto::wire::{OpenConversation, Role};
 use quietline_tests::*;
 
@@ -27,10 +27,10 @@ async fn encrypted_conversation_and_the_database_never_holds_plaintext(backend: 
     let s = TestServer::start(backend).await;
     s.create_org("hotline").await;
     let (login, _) = s.enrolled_member("hotline", "ana", Role::Advocate).await;
-    let mut advocate = SecureClient::register_member_device(&login).await.unwrap();
+    let mut advocate = s.secure_member("hotline", &login).await;
     advocate.api().await.unwrap().set_duty(true).await.unwrap();
 
-    let mut survivor = SecureClient::register_survivor(&s.api()).await.unwrap();
+    let mut survivor = s.secure_survivor("hotline").await;
     let opened = survivor
         .open_conversation("hotline", &OpenConversation::default())
         .await

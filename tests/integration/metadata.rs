@@ -109,10 +109,31 @@ async fn nothing_identifying_is_stored_or_logged(backend: Backend) {
     let mut advocate = SecureClient::register_member_device(&member_api)
         .await
         .unwrap();
+    // The organisation key, registered and used to certify the advocate's device as the
+    // supervisors would; the survivors' clients pin it.
+    let org_key = quietline_proto::crypto::org::OrgKeyPair::generate().unwrap();
+    admin
+        .store
+        .append_org_key(&org.0, 0, org_key.public().as_bytes(), None, 0)
+        .await
+        .unwrap();
+    let now = SystemClock.now();
+    certify_in_store(
+        &admin.store,
+        "hotline",
+        &org_key,
+        advocate.device_id(),
+        now,
+        now + 86_400,
+    )
+    .await;
+    advocate.pin_org_key("hotline", &org_key.public()).unwrap();
+    assert!(advocate.join_org("hotline").await.unwrap());
     advocate.api().await.unwrap().set_duty(true).await.unwrap();
 
     // A conversation, both ways.
     let mut survivor = SecureClient::register_survivor(&api).await.unwrap();
+    survivor.pin_org_key("hotline", &org_key.public()).unwrap();
     let mut ids = vec![survivor.device_id(), advocate.device_id()];
     let mut keys = vec![
         *survivor.identity().dh_key(),
@@ -170,6 +191,7 @@ async fn nothing_identifying_is_stored_or_logged(backend: Backend) {
 
     // A second survivor exits under duress.
     let mut second = SecureClient::register_survivor(&api).await.unwrap();
+    second.pin_org_key("hotline", &org_key.public()).unwrap();
     ids.push(second.device_id());
     let conv2 = second
         .open_conversation("hotline", &OpenConversation::default())

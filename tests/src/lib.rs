@@ -5,10 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use quietline_client::Api;
+use quietline_client::{Api, SecureClient};
 use quietline_proto::Id;
 use quietline_proto::b64::Bytes;
-use quietline_proto::wire::{DeviceKeys, Enroll, Login, OneTimePrekey, Role, SignedPrekey};
+use quietline_proto::crypto::org::OrgKeyPair;
+use quietline_proto::wire::{
+    Certificate, DeviceKeys, Enroll, Login, OneTimePrekey, Role, SignedPrekey,
+};
 use quietline_server::AppState;
 use quietline_server::clock::{Clock, ManualClock};
 use quietline_server::config::Config;
@@ -80,6 +83,7 @@ pub fn fake_keys(one_time: u32) -> DeviceKeys {
     DeviceKeys {
         identity_key: Bytes(rand_bytes::<32>().to_vec()),
         signing_key: Bytes(rand_bytes::<32>().to_vec()),
+        identity_signature: Bytes(rand_bytes::<64>().to_vec()),
         signed_prekey: SignedPrekey {
             id: 1,
             public_key: Bytes(rand_bytes::<32>().to_vec()),
@@ -109,6 +113,9 @@ pub struct TestServer {
     pub backend: Backend,
     pub database_url: Option<String>,
     pub data_dir: Option<tempfile::TempDir>,
+    /// The private organisation keys of the organisations this kit created: in real life
+    /// they live with each organisation's supervisors, never on the server.
+    pub org_keys: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<OrgKeyPair>>>>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -201,6 +208,7 @@ impl TestServer {
             backend,
             database_url,
             data_dir,
+            org_keys: Default::default(),
             shutdown: Some(tx),
             task: Some(running.task),
         }
@@ -247,11 +255,69 @@ impl TestServer {
         }
     }
 
+    /// Create an organisation with an organisation key (registered as its supervisors
+    /// would), so member devices can be certified.
     pub async fn create_org(&self, code: &str) {
+        let id = random_id();
         self.store()
-            .create_org(&random_id().0, code, &format!("{code} hotline"), 0)
+            .create_org(&id.0, code, &format!("{code} hotline"), 0)
             .await
             .unwrap();
+        let key = OrgKeyPair::generate().unwrap();
+        self.store()
+            .append_org_key(&id.0, 0, key.public().as_bytes(), None, 0)
+            .await
+            .unwrap();
+        self.org_keys
+            .lock()
+            .unwrap()
+            .insert(code.to_owned(), Arc::new(key));
+    }
+
+    /// The server's manual clock as a client clock, so certificates and key rotation are
+    /// judged at the same time on both sides.
+    pub fn client_clock(&self) -> quietline_client::secure::Clock {
+        let clock = self.clock.clone();
+        Arc::new(move || clock.now())
+    }
+
+    /// The private key of an organisation this kit created.
+    pub fn org_key(&self, code: &str) -> Arc<OrgKeyPair> {
+        self.org_keys
+            .lock()
+            .unwrap()
+            .get(code)
+            .cloned()
+            .expect("an organisation created by the kit")
+    }
+
+    /// Certify a member device of `org` with the organisation key, as a supervisor would
+    /// (valid from an hour ago for 30 days), and store the certificate.
+    pub async fn certify(&self, org: &str, device: Id) {
+        let now = self.clock_now();
+        certify_in_store(
+            self.store(),
+            org,
+            &self.org_key(org),
+            device,
+            now,
+            now + 30 * 86_400,
+        )
+        .await;
+    }
+
+    /// A certificate for a member device of `org` signed with the organisation key,
+    /// expiring at `not_after` (not stored).
+    pub async fn certificate_for(&self, org: &str, device: Id, not_after: i64) -> Certificate {
+        certificate_in_store(
+            self.store(),
+            org,
+            &self.org_key(org),
+            device,
+            self.clock_now(),
+            not_after,
+        )
+        .await
     }
 
     /// Invite, enrol and log in a new member of `org`; returns a client holding the member
@@ -305,7 +371,31 @@ impl TestServer {
         member.device_id = reg.device_id;
         member.api = self.api().with_token(reg.tokens.access_token.as_str());
         member.refresh_token = reg.tokens.refresh_token;
+        self.certify(org, reg.device_id).await;
         member
+    }
+
+    /// Register an encrypting member device for a signed-in member (`login` holds the
+    /// member token), certify it, and let it adopt the organisation's key.
+    pub async fn secure_member(&self, org: &str, login: &Api) -> SecureClient {
+        let mut client = SecureClient::register_member_device(login).await.unwrap();
+        client.set_clock(self.client_clock());
+        self.certify(org, client.device_id()).await;
+        let key = self.org_key(org).public();
+        client.pin_org_key(org, &key).unwrap();
+        assert!(client.join_org(org).await.unwrap(), "certified");
+        client
+    }
+
+    /// A new encrypting survivor device that pinned `org`'s key, as a client built for that
+    /// organisation would.
+    pub async fn secure_survivor(&self, org: &str) -> SecureClient {
+        let mut client = SecureClient::register_survivor(&self.api()).await.unwrap();
+        client.set_clock(self.client_clock());
+        client
+            .pin_org_key(org, &self.org_key(org).public())
+            .unwrap();
+        client
     }
 
     /// A second server on the same database (another replica), with its own clock.
@@ -399,4 +489,135 @@ pub fn one_envelope(device: Id) -> quietline_proto::wire::SendMessage {
             ciphertext: opaque(1024),
         }],
     }
+}
+
+/// A value bound into an attacker's SQL statement.
+pub enum Arg {
+    Blob(Vec<u8>),
+    Int(i64),
+    Null,
+}
+
+impl TestServer {
+    /// Run one SQL statement directly on the server's database, as a malicious or
+    /// compromised relay operator could: the malicious-relay tests use this to make the real
+    /// server serve swapped keys, ghost devices, forged and replayed envelopes.
+    pub async fn tamper(&self, sql: &str, args: Vec<Arg>) -> u64 {
+        use sqlx::Connection;
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self.backend {
+            Backend::Sqlite => {
+                let path = self.data_dir.as_ref().unwrap().path().join("quietline.db");
+                let url = format!("sqlite://{}", path.display());
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                let mut q = sqlx::query(sql);
+                for a in args {
+                    q = match a {
+                        Arg::Blob(b) => q.bind(b),
+                        Arg::Int(i) => q.bind(i),
+                        Arg::Null => q.bind(None::<Vec<u8>>),
+                    };
+                }
+                let done = q.execute(&mut conn).await.unwrap().rows_affected();
+                conn.close().await.unwrap();
+                done
+            }
+            Backend::Postgres => {
+                let url = self.database_url.as_ref().unwrap();
+                let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+                let mut q = sqlx::query(sql);
+                for a in args {
+                    q = match a {
+                        Arg::Blob(b) => q.bind(b),
+                        Arg::Int(i) => q.bind(i),
+                        Arg::Null => q.bind(None::<Vec<u8>>),
+                    };
+                }
+                let done = q.execute(&mut conn).await.unwrap().rows_affected();
+                conn.close().await.unwrap();
+                done
+            }
+        }
+    }
+
+    /// Read one blob column of the first row a query returns, as the attacker would.
+    pub async fn peek_blob(&self, sql: &str, args: Vec<Vec<u8>>) -> Option<Vec<u8>> {
+        use sqlx::Connection;
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self.backend {
+            Backend::Sqlite => {
+                let path = self.data_dir.as_ref().unwrap().path().join("quietline.db");
+                let mut conn =
+                    sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                        .await
+                        .unwrap();
+                let mut q = sqlx::query_scalar::<_, Vec<u8>>(sql);
+                for a in args {
+                    q = q.bind(a);
+                }
+                q.fetch_optional(&mut conn).await.unwrap()
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(self.database_url.as_ref().unwrap())
+                    .await
+                    .unwrap();
+                let mut q = sqlx::query_scalar::<_, Vec<u8>>(sql);
+                for a in args {
+                    q = q.bind(a);
+                }
+                q.fetch_optional(&mut conn).await.unwrap()
+            }
+        }
+    }
+}
+
+/// A certificate signed by `key` for the member device `device` as the store holds it, valid
+/// from an hour before `now` until `not_after`.
+pub async fn certificate_in_store(
+    store: &Store,
+    org: &str,
+    key: &OrgKeyPair,
+    device: Id,
+    now: i64,
+    not_after: i64,
+) -> Certificate {
+    let (row, _) = store
+        .member_device(&device.0)
+        .await
+        .unwrap()
+        .expect("a member device");
+    key.certify(&quietline_proto::trust::CertificateBody {
+        org: org.to_owned(),
+        member_id: Id::from_slice(&row.member_id).unwrap(),
+        role: Role::parse(&row.role).unwrap(),
+        device_id: device,
+        identity_key: row.identity_key.as_slice().try_into().unwrap(),
+        signing_key: row.signing_key.as_slice().try_into().unwrap(),
+        not_before: now - 3600,
+        not_after,
+    })
+}
+
+/// Certify a member device in `store` with `key`, as a supervisor would.
+pub async fn certify_in_store(
+    store: &Store,
+    org: &str,
+    key: &OrgKeyPair,
+    device: Id,
+    now: i64,
+    not_after: i64,
+) {
+    let cert = certificate_in_store(store, org, key, device, now, not_after).await;
+    assert!(
+        store
+            .set_certificate(
+                &device.0,
+                cert.body.as_slice(),
+                cert.signature.as_slice(),
+                not_after
+            )
+            .await
+            .unwrap(),
+        "a member device"
+    );
 }
