@@ -435,9 +435,57 @@ async fn authorization_matrix(backend: Backend) {
     s.stop().await;
 }
 
+async fn reusing_a_member_devices_refresh_token_ends_the_thiefs_access_token(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    s.create_org("hotline").await;
+    let m = s.member("hotline", "ana", Role::Advocate).await;
+    // The thief copied the refresh token and used it first.
+    let stolen = s.api().refresh(&m.refresh_token).await.unwrap();
+    let thief = s.api().with_token(stolen.access_token.as_str());
+    thief.inbox().await.unwrap();
+    // The owner presents the same token: reuse, the session is revoked.
+    assert!(
+        s.api()
+            .refresh(&m.refresh_token)
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Unauthorized)
+    );
+    assert!(
+        thief.inbox().await.unwrap_err().is(ErrorCode::Unauthorized),
+        "the thief's device-bound access token is dead"
+    );
+    assert!(m.api.inbox().await.unwrap_err().is(ErrorCode::Unauthorized));
+    assert!(
+        s.api()
+            .refresh(&stolen.refresh_token)
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Unauthorized)
+    );
+    // The owner signs in again on the same device and works.
+    let again = s
+        .login(
+            "hotline",
+            "ana",
+            &m.password,
+            &m.totp_uri,
+            Some(m.device_id),
+        )
+        .await
+        .unwrap();
+    s.api()
+        .with_token(again.tokens.access_token.as_str())
+        .inbox()
+        .await
+        .unwrap();
+    s.stop().await;
+}
+
 quietline_tests::on_both!(
     refresh_token_reuse_revokes_the_whole_family,
     members_sign_in_with_password_and_totp_and_failures_back_off,
     enrolment_tokens_work_once_and_passwords_must_be_long,
     authorization_matrix,
+    reusing_a_member_devices_refresh_token_ends_the_thiefs_access_token,
 );

@@ -57,19 +57,25 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller> {
                 .member(&member.0)
                 .await?
                 .ok_or_else(Error::unauthorized)?;
-            if row.revoked != 0 || row.token_epoch != verified.epoch || row.password_hash.is_none()
-            {
+            if row.revoked != 0 || row.password_hash.is_none() {
                 return Err(Error::unauthorized());
             }
-            if let Some(device) = device {
-                let d = state
-                    .store
-                    .device_auth(&device.0)
-                    .await?
-                    .ok_or_else(Error::unauthorized)?;
-                if d.member_id.as_deref() != Some(&member.0[..]) {
-                    return Err(Error::unauthorized());
+            let device_epoch = match device {
+                Some(device) => {
+                    let d = state
+                        .store
+                        .device_auth(&device.0)
+                        .await?
+                        .ok_or_else(Error::unauthorized)?;
+                    if d.member_id.as_deref() != Some(&member.0[..]) {
+                        return Err(Error::unauthorized());
+                    }
+                    Some(d.token_epoch)
                 }
+                None => None,
+            };
+            if member_epoch(row.token_epoch, device_epoch) != verified.epoch {
+                return Err(Error::unauthorized());
             }
             Ok(Caller::Member {
                 member,
@@ -79,6 +85,34 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller> {
             })
         }
     }
+}
+
+/// The epoch a member's access token carries: the member's own epoch (bumped by revocation),
+/// plus, for a token bound to one of the member's devices, that device's epoch (bumped when a
+/// refresh token of that device's session is reused, and on logout). Both only ever grow, so
+/// the sum changes whenever either does, and a bump of either ends the token.
+pub fn member_epoch(member: i64, device: Option<i64>) -> i64 {
+    member.saturating_add(device.unwrap_or(0))
+}
+
+/// The current token epoch of a member, bound to `device` if given.
+pub async fn current_member_epoch(
+    state: &AppState,
+    member: i64,
+    device: Option<Id>,
+) -> Result<i64> {
+    let device_epoch = match device {
+        Some(d) => Some(
+            state
+                .store
+                .device_auth(&d.0)
+                .await?
+                .ok_or_else(Error::unauthorized)?
+                .token_epoch,
+        ),
+        None => None,
+    };
+    Ok(member_epoch(member, device_epoch))
 }
 
 /// Issue an access token and start (or continue) a refresh-token family.
@@ -277,7 +311,7 @@ pub async fn refresh(state: &AppState, token: &str) -> Result<TokenPair> {
                     member: to_id(member)?,
                     device,
                 },
-                m.token_epoch,
+                current_member_epoch(state, m.token_epoch, device).await?,
             )
         }
         (None, Some(device)) => {

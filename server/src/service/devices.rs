@@ -148,7 +148,8 @@ pub async fn register(
                     member,
                     device: Some(device),
                 },
-                m.token_epoch,
+                crate::service::auth::current_member_epoch(state, m.token_epoch, Some(device))
+                    .await?,
             )
         }
         None => (Subject::Survivor { device }, 0),
