@@ -12,6 +12,7 @@ pub mod durability;
 mod e2e;
 mod envelopes;
 mod exit;
+mod flood;
 mod hardening;
 mod metadata;
 mod push;

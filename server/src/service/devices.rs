@@ -19,6 +19,7 @@ pub const MAX_PREKEYS_STORED: i64 = 1000;
 
 /// `POST /v1/devices/challenge`.
 pub async fn challenge(state: &AppState) -> Result<Challenge> {
+    crate::service::limit_anonymous(state, crate::limits::AnonRoute::Challenge)?;
     let challenge = crate::random::bytes::<32>();
     let bits = state.limits.next_pow_bits(
         state.now(),
@@ -100,6 +101,9 @@ pub async fn register(
     caller: Option<Caller>,
     req: quietline_proto::wire::RegisterDevice,
 ) -> Result<DeviceRegistered> {
+    if caller.is_none() {
+        crate::service::limit_anonymous(state, crate::limits::AnonRoute::Register)?;
+    }
     let one_time = check_keys(&req.keys)?;
     let now = state.now();
     let device = crate::random::id();
