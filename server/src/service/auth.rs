@@ -341,8 +341,17 @@ pub async fn refresh(state: &AppState, token: &str) -> Result<TokenPair> {
         .await?
     {
         RefreshUse::Fresh(row) => row,
-        RefreshUse::Reused => {
+        RefreshUse::Reused(row) => {
             tracing::warn!("refresh token reused; its session was revoked");
+            // The epoch bump already refuses the session's access tokens; live streams end now
+            // too (on every replica), not at their next re-check.
+            let devices = match (&row.device_id, &row.member_id) {
+                (Some(d), _) => vec![d.clone()],
+                (None, Some(m)) => state.store.member_devices(m).await?,
+                (None, None) => Vec::new(),
+            };
+            let ids: Vec<Id> = devices.iter().filter_map(|d| Id::from_slice(d)).collect();
+            crate::service::events::close_streams(state, &ids).await;
             return Err(Error::unauthorized());
         }
         RefreshUse::Unknown => return Err(Error::unauthorized()),
@@ -390,13 +399,17 @@ pub async fn refresh(state: &AppState, token: &str) -> Result<TokenPair> {
     issue_tokens(state, subject, epoch, Some(row.family)).await
 }
 
-/// `POST /v1/auth/logout`: end the refresh-token family.
+/// `POST /v1/auth/logout`: end the refresh-token family. When the session belongs to a
+/// device, its token epoch is bumped too, so the session's access tokens and live streams
+/// end now rather than at expiry.
 pub async fn logout(state: &AppState, token: &str) -> Result<()> {
-    if token.len() <= 128 {
-        state
+    if token.len() <= 128
+        && let Some(device) = state
             .store
             .delete_refresh_family(&crate::random::token_hash(token))
-            .await?;
+            .await?
+    {
+        crate::service::events::close_streams(state, &[to_id(&device)?]).await;
     }
     Ok(())
 }

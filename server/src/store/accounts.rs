@@ -48,8 +48,8 @@ pub struct RefreshRow {
 pub enum RefreshUse {
     /// Valid and now spent; issue the next token of the family.
     Fresh(RefreshRow),
-    /// Already used: the family has been revoked.
-    Reused,
+    /// Already used: the family has been revoked (the row says whose it was).
+    Reused(RefreshRow),
     Unknown,
 }
 
@@ -389,23 +389,38 @@ impl Store {
                     .await?;
             }
             tx.commit().await?;
-            Ok(RefreshUse::Reused)
+            Ok(RefreshUse::Reused(row))
         })
     }
 
-    /// Logout: delete the refresh token's family.
-    pub async fn delete_refresh_family(&self, hash: &[u8]) -> Result<bool> {
-        let n = with_db!(self, write, |pool| {
+    /// Logout: delete the refresh token's family and, when the session belongs to a device,
+    /// bump that device's token epoch so the session's access tokens die with it. Returns
+    /// the device, if any.
+    pub async fn delete_refresh_family(&self, hash: &[u8]) -> Result<Option<Vec<u8>>> {
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let device: Option<Option<Vec<u8>>> =
+                sqlx::query_scalar("SELECT device_id FROM refresh_tokens WHERE hash = $1")
+                    .bind(hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             sqlx::query(
                 "DELETE FROM refresh_tokens WHERE family IN \
                  (SELECT family FROM refresh_tokens WHERE hash = $1)",
             )
             .bind(hash)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
-        Ok(n > 0)
+            .execute(&mut *tx)
+            .await?;
+            let device = device.flatten();
+            if let Some(d) = &device {
+                sqlx::query("UPDATE devices SET token_epoch = token_epoch + 1 WHERE id = $1")
+                    .bind(d)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(device)
+        })
     }
 
     // ------------------------------------------------------------ challenges
