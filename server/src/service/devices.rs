@@ -194,6 +194,17 @@ pub async fn upload_prekeys(
 /// `GET /v1/devices/{id}/bundle`: only for a device the caller may open a session with,
 /// so nobody can drain another device's one-time prekeys. Others get `not_found`.
 pub async fn bundle(state: &AppState, caller: Caller, target: Id) -> Result<Bundle> {
+    bundle_with(state, caller, target, true).await
+}
+
+/// A bundle with or without one of the device's one-time prekeys. Without one, the session
+/// starts from the signed prekey alone (X3DH allows it), and nothing is used up.
+pub async fn bundle_with(
+    state: &AppState,
+    caller: Caller,
+    target: Id,
+    take_one_time: bool,
+) -> Result<Bundle> {
     if !may_fetch_bundle(state, caller, target).await? {
         return Err(Error::not_found());
     }
@@ -202,7 +213,11 @@ pub async fn bundle(state: &AppState, caller: Caller, target: Id) -> Result<Bund
         .bundle_keys(&target.0)
         .await?
         .ok_or_else(Error::not_found)?;
-    let one_time = state.store.take_one_time_prekey(&target.0).await?;
+    let one_time = if take_one_time {
+        state.store.take_one_time_prekey(&target.0).await?
+    } else {
+        None
+    };
     Ok(Bundle {
         device_id: to_id(&row.id)?,
         identity_key: Bytes(row.identity_key),

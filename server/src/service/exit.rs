@@ -113,6 +113,7 @@ pub async fn exit(state: &AppState, token: Option<&str>, body: &[u8]) -> Result<
             id: crate::random::id().0.to_vec(),
             kind: kind_name(kind),
             conversation_id: conversation_id.clone(),
+            coalesce: false,
         })
         .collect();
     let scratch = crate::random::bytes::<32>();
@@ -126,6 +127,7 @@ pub async fn exit(state: &AppState, token: Option<&str>, body: &[u8]) -> Result<
             },
             &events,
             state.now() + state.config.event_ttl_secs as i64,
+            i64::from(state.config.max_events_per_device),
         )
         .await?;
 
