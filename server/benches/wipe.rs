@@ -59,6 +59,7 @@ async fn round(state: &AppState, org: &[u8]) -> anyhow::Result<(Duration, Durati
                 &[(device.to_vec(), ciphertext.clone())],
                 i64::MAX / 2,
                 1_000_000,
+                None,
             )
             .await?;
     }
@@ -104,6 +105,7 @@ async fn round(state: &AppState, org: &[u8]) -> anyhow::Result<(Duration, Durati
                 &[(device2.to_vec(), ciphertext.clone())],
                 i64::MAX / 2,
                 1_000_000,
+                None,
             )
             .await?;
     }
@@ -120,6 +122,7 @@ async fn round(state: &AppState, org: &[u8]) -> anyhow::Result<(Duration, Durati
             },
             &[],
             i64::MAX / 2,
+            1000,
         )
         .await?;
     let tx = started.elapsed();

@@ -70,13 +70,14 @@ impl AppState {
             tokio::spawn(crate::hub::listen_postgres(pool.clone(), hub.clone()));
         }
         let http = crate::service::push::http_client(&config)?;
+        let limits = crate::limits::Limits::new(&config);
         Ok(AppState(Arc::new(Inner {
             config,
             store,
             clock,
             keys,
             hub,
-            limits: Default::default(),
+            limits,
             http,
         })))
     }

@@ -102,8 +102,18 @@ pub enum MemberCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The blocking pool runs argon2 among other things; its size is capped so a flood of
+    // blocking work cannot spawn threads without bound (tokio's default is 512).
+    let blocking_threads = match load_config(cli.config.as_deref()) {
+        Ok(c) => c.blocking_threads.max(1) as usize,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(blocking_threads)
         .build()
     {
         Ok(r) => r,

@@ -121,8 +121,85 @@ config_struct! {
     request_timeout_secs: u64 = 30;
     /// Seconds between runs of the retention sweeper.
     sweep_interval_secs: u64 = 60;
-    /// Failed logins allowed before the account backs off.
+    /// Login attempts one member account allows per `login_window_secs`. Each attempt is
+    /// counted before its password is checked (so concurrent guesses cannot exceed it); a
+    /// successful login resets the count. Beyond it every attempt on that account gets the
+    /// same `unauthorized` answer as a wrong password until the window ends.
     login_failures_before_backoff: u32 = 5;
+    /// Length of a member's login-attempt window, in seconds. This bounds how long anyone
+    /// who knows a handle can lock that member out with wrong guesses: the window starts at
+    /// the first attempt and attempts made while it is full do not extend it.
+    login_window_secs: u64 = 300;
+    /// No failed login is answered sooner than this many milliseconds after it arrived, so
+    /// an unknown handle, a wrong password, a wrong code and a full window look alike. Keep
+    /// it above the time one argon2 verification takes on this machine.
+    login_answer_floor_ms: u64 = 250;
+    /// Most argon2 password hashes or verifications running at once (each holds about
+    /// 19 MiB). Further logins and enrolments wait their turn; this bounds their memory.
+    argon2_concurrency: u32 = 2;
+    /// Most logins and enrolments waiting for an argon2 slot; beyond it they are answered
+    /// `rate_limited` at once.
+    argon2_queue: u32 = 32;
+    /// Threads in the blocking pool (argon2 and other blocking work), per process.
+    blocking_threads: u32 = 8;
+    /// Proof-of-work challenges handed out per second on average, for everyone together
+    /// (`POST /v1/devices/challenge`). Beyond it callers get `rate_limited`. Like every
+    /// limit below it is global and in memory, keyed by nothing that identifies a caller.
+    challenge_per_second: u32 = 20;
+    /// Burst size of the challenge limit.
+    challenge_burst: u32 = 100;
+    /// Anonymous device registrations per second on average, for everyone together.
+    register_per_second: u32 = 10;
+    /// Burst size of the registration limit.
+    register_burst: u32 = 50;
+    /// Enrolments (`POST /v1/auth/enroll`) per second on average, for everyone together.
+    enroll_per_second: u32 = 2;
+    /// Burst size of the enrolment limit.
+    enroll_burst: u32 = 10;
+    /// Logins per second on average, for everyone together. A flood is answered
+    /// `rate_limited` whatever handle it names.
+    login_per_second: u32 = 5;
+    /// Burst size of the login limit.
+    login_burst: u32 = 20;
+    /// Returns after `hide` (`POST /v1/exit/return`) per second on average, for everyone.
+    exit_return_per_second: u32 = 5;
+    /// Burst size of the return limit.
+    exit_return_burst: u32 = 20;
+    /// Quick exits (`POST /v1/exit`) doing their work at the same time. Further exits queue
+    /// and get the same answer when their turn comes, so the answer stays uniform.
+    exit_concurrency: u32 = 4;
+    /// Most quick exits waiting in that queue; beyond it an exit is answered `rate_limited`
+    /// before its token is looked at (so that answer says nothing about the token), and the
+    /// client tries again.
+    exit_queue: u32 = 256;
+    /// Most open connections to the API listener; further connections wait to be accepted.
+    max_connections: u32 = 20_000;
+    /// Seconds a client may take to send a request's headers before the connection is
+    /// closed (slow-header attacks).
+    header_read_timeout_secs: u64 = 10;
+    /// Most live streams (`GET /v1/stream`) one device may hold on one replica; the next
+    /// is refused with `rate_limited`.
+    streams_per_device: u32 = 4;
+    /// Seconds between re-checks of a live stream's caller against the database, so a
+    /// revocation made elsewhere (the admin command, another replica) ends the stream.
+    /// The caller is also checked on every wake-up, and the stream ends when its access
+    /// token expires.
+    stream_recheck_secs: u64 = 30;
+    /// Frames per second a client may send on one stream on average; a client that sends
+    /// faster gets a `rate_limited` error frame and the stream is closed.
+    stream_frames_per_second: u32 = 20;
+    /// Burst size of the stream frame limit.
+    stream_frames_burst: u32 = 100;
+    /// Largest WebSocket frame and message a client may send on a stream, in bytes.
+    stream_max_message_bytes: usize = 64 * 1024;
+    /// Most undelivered envelopes one recipient device may hold from one conversation that
+    /// is still waiting in the queue, so one waiting survivor cannot fill every on-duty
+    /// advocate's quota. Assigned conversations are bounded by `device_quota` only.
+    waiting_quota_per_recipient: u32 = 50;
+    /// Most undelivered events (workflow and safety notices) one device may hold; further
+    /// events for it are not stored. A `queue_changed` notice already pending is not stored
+    /// twice.
+    max_events_per_device: u32 = 1000;
     /// Least number of seconds between two wake signals to one device. A wake is content-free
     /// and sent only inside the device's safe hours; this bounds how often a phone can buzz.
     push_min_interval_secs: u64 = 900;
@@ -252,8 +329,22 @@ impl Config {
         if self.sweep_interval_secs == 0
             || self.request_timeout_secs == 0
             || self.push_min_interval_secs == 0
+            || self.login_window_secs == 0
+            || self.header_read_timeout_secs == 0
+            || self.stream_recheck_secs == 0
         {
             return bad("intervals must be positive");
+        }
+        if self.argon2_concurrency == 0
+            || self.blocking_threads == 0
+            || self.exit_concurrency == 0
+            || self.max_connections == 0
+            || self.streams_per_device == 0
+        {
+            return bad("concurrency limits must be positive");
+        }
+        if self.stream_max_message_bytes < 1024 {
+            return bad("stream_max_message_bytes must be at least 1024");
         }
         Ok(())
     }

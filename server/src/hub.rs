@@ -48,6 +48,19 @@ impl Hub {
         listener
     }
 
+    /// Register a stream for `device` unless it already has `max` live streams here.
+    pub fn try_subscribe(&self, device: Id, max: usize) -> Option<Arc<Listener>> {
+        let mut map = self.listeners.lock().ok()?;
+        let list = map.entry(device).or_default();
+        list.retain(|w| w.strong_count() > 0);
+        if list.len() >= max {
+            return None;
+        }
+        let listener = Arc::new(Listener::default());
+        list.push(Arc::downgrade(&listener));
+        Some(listener)
+    }
+
     fn each(&self, device: &Id, f: impl Fn(&Listener)) {
         if let Ok(mut map) = self.listeners.lock()
             && let Some(list) = map.get_mut(device)
@@ -158,6 +171,9 @@ mod tests {
         );
         hub.close(&Id([2; 16]));
         assert!(b.is_closed());
+        let second = hub.try_subscribe(Id([1; 16]), 2).unwrap();
+        assert!(hub.try_subscribe(Id([1; 16]), 2).is_none(), "capped");
+        drop(second);
         assert!(hub.has_listeners(&Id([1; 16])));
         drop(a);
         drop(b);

@@ -97,19 +97,91 @@ pub async fn start(
     let waker = tokio::spawn(crate::service::push::run(state.clone()));
     let router = app(state.clone());
     let task = tokio::spawn(async move {
-        let result = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        serve_api(listener, router, &state.config, shutdown).await;
         sweeper.abort();
         waker.abort();
         state.store.close().await;
-        result.context("server error")
+        Ok(())
     });
     Ok(Running {
         addr,
         admin_addr,
         task,
     })
+}
+
+/// The API listener's accept loop (HTTP/1.1 with upgrades, for the stream).
+///
+/// Written out rather than `axum::serve` for two limits a flood must not get past: at most
+/// `max_connections` connections are open at once (beyond it, new ones wait in the kernel's
+/// accept queue), and a client that has not sent its request headers within
+/// `header_read_timeout_secs` is disconnected, so slow clients cannot hold connections
+/// open for free. The peer address is never looked at or logged.
+///
+/// On `shutdown` it stops accepting, asks every open connection to finish its in-flight
+/// request and close, and returns once they have.
+async fn serve_api(
+    listener: TcpListener,
+    router: axum::Router,
+    config: &crate::config::Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    use hyper_util::service::TowerToHyperService;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let max = config.max_connections.max(1);
+    let connections = Arc::new(tokio::sync::Semaphore::new(max as usize));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(config.header_read_timeout_secs));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = connections.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off briefly, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let conn = http
+            .serve_connection(
+                TokioIo::new(stream),
+                TowerToHyperService::new(router.clone()),
+            )
+            .with_upgrades();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = async { drop(stop.wait_for(|s| *s).await) } => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.as_mut().await;
+                }
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(true);
+    // Every connection holds a permit until it is done.
+    let _ = connections.acquire_many(max).await;
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

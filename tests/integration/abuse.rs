@@ -1,9 +1,11 @@
 //! Abuse limits: per-caller rate limits (in memory, keyed by the authenticated subject),
-//! adaptive proof-of-work, the per-device quota and one open conversation per device. Every
+//! adaptive proof-of-work, the per-device quota, one open conversation per device, and what
+//! keeps one caller from silencing advocates: a small quota per waiting conversation and
+//! recipient, repeated opens that cost advocates nothing, bounded events per device. Every
 //! refusal uses the uniform error.
 
 use quietline_client::RawRequest;
-use quietline_proto::wire::{OpenConversation, Role};
+use quietline_proto::wire::{OpenConversation, Role, UploadPrekeys};
 use quietline_proto::{ErrorBody, ErrorCode};
 use quietline_tests::*;
 
@@ -97,8 +99,157 @@ async fn one_open_conversation_per_device(backend: Backend) {
     s.stop().await;
 }
 
+async fn a_waiting_survivor_cannot_fill_an_advocates_quota(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| c.waiting_quota_per_recipient = 3).await;
+    s.create_org("hotline").await;
+    let adv = s.member("hotline", "ana", Role::Advocate).await;
+    adv.api.set_duty(true).await.unwrap();
+    let pest = s.survivor().await;
+    let conv = pest
+        .api
+        .open_conversation("hotline", &OpenConversation::default())
+        .await
+        .unwrap()
+        .conversation
+        .id;
+    for _ in 0..3 {
+        pest.api
+            .send(conv, &one_envelope(adv.device_id))
+            .await
+            .unwrap();
+    }
+    let err = pest
+        .api
+        .send(conv, &one_envelope(adv.device_id))
+        .await
+        .unwrap_err();
+    assert!(err.is(ErrorCode::QuotaExceeded), "{err}");
+    assert_eq!(
+        s.store().count_envelopes(&adv.device_id.0).await.unwrap(),
+        3
+    );
+    // Another survivor still reaches the same advocate.
+    let other = s.survivor().await;
+    let conv2 = other
+        .api
+        .open_conversation("hotline", &OpenConversation::default())
+        .await
+        .unwrap()
+        .conversation
+        .id;
+    other
+        .api
+        .send(conv2, &one_envelope(adv.device_id))
+        .await
+        .unwrap();
+    // Once claimed, only the device quota applies.
+    adv.api.claim(conv).await.unwrap();
+    pest.api
+        .send(conv, &one_envelope(adv.device_id))
+        .await
+        .unwrap();
+    s.stop().await;
+}
+
+async fn a_repeated_open_emits_no_events_and_uses_no_prekeys(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    s.create_org("hotline").await;
+    let adv = s.member("hotline", "ana", Role::Advocate).await;
+    adv.api.set_duty(true).await.unwrap();
+    let prekeys = || async {
+        adv.api
+            .upload_prekeys(&UploadPrekeys {
+                signed_prekey: None,
+                one_time_prekeys: Vec::new(),
+            })
+            .await
+            .unwrap()
+            .one_time_prekeys
+    };
+    let before = prekeys().await;
+    let sur = s.survivor().await;
+    let first = sur
+        .api
+        .open_conversation("hotline", &OpenConversation::default())
+        .await
+        .unwrap();
+    assert!(first.recipients[0].one_time_prekey.is_some());
+    assert_eq!(prekeys().await, before - 1, "the first open takes one");
+    let events = s.store().count_events(&adv.device_id.0).await.unwrap();
+    assert_eq!(events, 1, "queue_changed once");
+    for _ in 0..5 {
+        let again = sur
+            .api
+            .open_conversation("hotline", &OpenConversation::default())
+            .await
+            .unwrap();
+        assert_eq!(again.conversation.id, first.conversation.id);
+        assert_eq!(again.recipients.len(), 1);
+        assert!(again.recipients[0].one_time_prekey.is_none());
+    }
+    assert_eq!(prekeys().await, before - 1, "repeated opens take none");
+    assert_eq!(
+        s.store().count_events(&adv.device_id.0).await.unwrap(),
+        events,
+        "repeated opens emit nothing"
+    );
+    s.stop().await;
+}
+
+async fn events_per_device_are_bounded(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| c.max_events_per_device = 3).await;
+    s.create_org("hotline").await;
+    let ana = s.member("hotline", "ana", Role::Advocate).await;
+    let ben = s.member("hotline", "ben", Role::Advocate).await;
+    ana.api.set_duty(true).await.unwrap();
+    let mut convs = Vec::new();
+    for _ in 0..5 {
+        let sur = s.survivor().await;
+        let opened = sur
+            .api
+            .open_conversation("hotline", &OpenConversation::default())
+            .await
+            .unwrap();
+        convs.push(opened.conversation.id);
+    }
+    assert_eq!(
+        s.store().count_events(&ana.device_id.0).await.unwrap(),
+        1,
+        "one pending queue_changed stands for all five"
+    );
+    for c in &convs {
+        ana.api.claim(*c).await.unwrap();
+        ana.api.transfer(*c, ben.member_id).await.unwrap();
+    }
+    assert_eq!(
+        s.store().count_events(&ben.device_id.0).await.unwrap(),
+        3,
+        "five transfers, at most three events held"
+    );
+    // Fetching and acknowledging makes room again.
+    let inbox = ben.api.inbox().await.unwrap();
+    let ids: Vec<_> = inbox.events.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 3);
+    ben.api.ack(&ids).await.unwrap();
+    let sur = s.survivor().await;
+    let c = sur
+        .api
+        .open_conversation("hotline", &OpenConversation::default())
+        .await
+        .unwrap()
+        .conversation
+        .id;
+    ana.api.claim(c).await.unwrap();
+    ana.api.transfer(c, ben.member_id).await.unwrap();
+    assert_eq!(s.store().count_events(&ben.device_id.0).await.unwrap(), 1);
+    s.stop().await;
+}
+
 quietline_tests::on_both!(
     a_flooding_device_is_rate_limited_and_others_are_not,
     proof_of_work_gets_harder_under_a_flood_of_registrations,
     one_open_conversation_per_device,
+    a_waiting_survivor_cannot_fill_an_advocates_quota,
+    a_repeated_open_emits_no_events_and_uses_no_prekeys,
+    events_per_device_are_bounded,
 );

@@ -1,6 +1,7 @@
 //! Tokens, sign-in and the authorization matrix.
 
-use quietline_client::{Api, RawRequest};
+use futures_util::future::join_all;
+use quietline_client::{Api, RawRequest, RawResponse};
 use quietline_proto::ErrorCode;
 use quietline_proto::wire::{
     Duty, Enroll, Invite, Login, OpenConversation, OutgoingEnvelope, Role, SendMessage,
@@ -134,7 +135,10 @@ async fn members_sign_in_with_password_and_totp_and_failures_back_off(backend: B
         })
         .await
         .unwrap_err();
-    assert!(err.is(ErrorCode::RateLimited), "{err}");
+    assert!(
+        err.is(ErrorCode::Unauthorized),
+        "a full attempt window answers like a wrong password: {err}"
+    );
     s.clock.advance(3600);
     s.login("hotline", "ana", &m.password, &m.totp_uri, None)
         .await
@@ -479,9 +483,231 @@ async fn authorization_matrix(backend: Backend) {
     s.stop().await;
 }
 
+async fn reusing_a_member_devices_refresh_token_ends_the_thiefs_access_token(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    s.create_org("hotline").await;
+    let m = s.member("hotline", "ana", Role::Advocate).await;
+    // The thief copied the refresh token and used it first.
+    let stolen = s.api().refresh(&m.refresh_token).await.unwrap();
+    let thief = s.api().with_token(stolen.access_token.as_str());
+    thief.inbox().await.unwrap();
+    // The owner presents the same token: reuse, the session is revoked.
+    assert!(
+        s.api()
+            .refresh(&m.refresh_token)
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Unauthorized)
+    );
+    assert!(
+        thief.inbox().await.unwrap_err().is(ErrorCode::Unauthorized),
+        "the thief's device-bound access token is dead"
+    );
+    assert!(m.api.inbox().await.unwrap_err().is(ErrorCode::Unauthorized));
+    assert!(
+        s.api()
+            .refresh(&stolen.refresh_token)
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Unauthorized)
+    );
+    // The owner signs in again on the same device and works.
+    let again = s
+        .login(
+            "hotline",
+            "ana",
+            &m.password,
+            &m.totp_uri,
+            Some(m.device_id),
+        )
+        .await
+        .unwrap();
+    s.api()
+        .with_token(again.tokens.access_token.as_str())
+        .inbox()
+        .await
+        .unwrap();
+    s.stop().await;
+}
+
+fn login_request(org: &str, handle: &str, password: &str, totp: &str) -> RawRequest {
+    RawRequest::post("/v1/auth/login")
+        .no_auth()
+        .json(&serde_json::json!({
+            "org": org, "handle": handle, "password": password, "totp": totp,
+        }))
+}
+
+async fn concurrent_login_guesses_cannot_exceed_the_allowed_attempts(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| c.login_failures_before_backoff = 3).await;
+    s.create_org("hotline").await;
+    let m = s.member("hotline", "ana", Role::Advocate).await;
+    let api = s.api();
+    let guesses = (0..20).map(|i| {
+        let api = api.clone();
+        async move {
+            api.raw(login_request(
+                "hotline",
+                "ana",
+                &format!("guess number {i:04}"),
+                "000000",
+            ))
+            .await
+            .unwrap()
+        }
+    });
+    for r in join_all(guesses).await {
+        assert_eq!(r.status, 401);
+    }
+    let row = s
+        .store()
+        .member(&m.member_id.0)
+        .await
+        .unwrap()
+        .expect("member");
+    assert_eq!(
+        row.failed_logins, 3,
+        "twenty concurrent guesses, exactly three attempts checked"
+    );
+    // The window is full: even the right credentials wait for it to end.
+    let err = api
+        .login(&Login {
+            org: "hotline".into(),
+            handle: "ana".into(),
+            password: m.password.clone(),
+            totp: s.totp_code(&m.totp_uri),
+            device_id: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(err.is(ErrorCode::Unauthorized));
+    s.stop().await;
+}
+
+async fn unknown_and_real_handles_get_identical_login_failures(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| c.login_failures_before_backoff = 2).await;
+    s.create_org("hotline").await;
+    let m = s.member("hotline", "ana", Role::Advocate).await;
+    let api = s.api();
+    let answer = |handle: &'static str, password: String| {
+        let api = api.clone();
+        async move {
+            api.raw(login_request("hotline", handle, &password, "000000"))
+                .await
+                .unwrap()
+        }
+    };
+    let same = |a: &RawResponse, b: &RawResponse, what: &str| {
+        assert_eq!(a.status, b.status, "{what}: status");
+        assert_eq!(a.body, b.body, "{what}: body bytes");
+    };
+    let unknown = answer("nobody", "some password here".into()).await;
+    assert_eq!(unknown.status, 401);
+    let wrong_password = answer("ana", "some password here".into()).await;
+    same(&unknown, &wrong_password, "wrong password");
+    let wrong_code = answer("ana", m.password.clone()).await;
+    same(&unknown, &wrong_code, "right password, wrong code");
+    // Ana's window is now full; a real handle that is locked answers the same too.
+    let locked = answer("ana", m.password.clone()).await;
+    same(&unknown, &locked, "full window");
+    let unknown_again = answer("nobody", "some password here".into()).await;
+    same(&unknown, &unknown_again, "unknown again");
+    s.stop().await;
+
+    // 429 comes from the global login limit, for real and unknown handles alike.
+    let s = TestServer::start_with(backend, |c| {
+        c.login_per_second = 1;
+        c.login_burst = 2;
+    })
+    .await;
+    s.create_org("hotline").await;
+    let _m = s.member("hotline", "ana", Role::Advocate).await; // spends one login
+    let api = s.api();
+    let mut limited = Vec::new();
+    for handle in ["ana", "nobody", "ana", "nobody", "ana", "nobody"] {
+        let r = api
+            .raw(login_request(
+                "hotline",
+                handle,
+                "some password here",
+                "000000",
+            ))
+            .await
+            .unwrap();
+        if r.status == 429 {
+            limited.push((handle, r));
+        } else {
+            assert_eq!(r.status, 401);
+        }
+    }
+    let real = limited
+        .iter()
+        .find(|(h, _)| *h == "ana")
+        .expect("real handle limited");
+    let unknown = limited
+        .iter()
+        .find(|(h, _)| *h == "nobody")
+        .expect("unknown handle limited");
+    assert_eq!(real.1.body, unknown.1.body);
+    s.stop().await;
+}
+
+async fn a_stranger_locks_a_member_out_for_at_most_one_window(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| {
+        c.login_failures_before_backoff = 3;
+        c.login_window_secs = 300;
+    })
+    .await;
+    s.create_org("hotline").await;
+    let m = s.member("hotline", "ana", Role::Advocate).await;
+    let api = s.api();
+    let guess = || async {
+        let r = api
+            .raw(login_request(
+                "hotline",
+                "ana",
+                "stranger's guess!",
+                "000000",
+            ))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 401);
+    };
+    let owner = || async {
+        api.login(&Login {
+            org: "hotline".into(),
+            handle: "ana".into(),
+            password: m.password.clone(),
+            totp: s.totp_code(&m.totp_uri),
+            device_id: None,
+        })
+        .await
+    };
+    for _ in 0..3 {
+        guess().await;
+    }
+    s.clock.advance(30);
+    assert!(
+        owner().await.is_err(),
+        "locked out while the window is full"
+    );
+    // The stranger keeps guessing all through the window; that does not extend it.
+    for _ in 0..8 {
+        s.clock.advance(30);
+        guess().await;
+    }
+    s.clock.advance(300 - 30 * 9);
+    owner().await.expect("the lockout ends with its window");
+    s.stop().await;
+}
+
 quietline_tests::on_both!(
     refresh_token_reuse_revokes_the_whole_family,
     members_sign_in_with_password_and_totp_and_failures_back_off,
     enrolment_tokens_work_once_and_passwords_must_be_long,
     authorization_matrix,
+    reusing_a_member_devices_refresh_token_ends_the_thiefs_access_token,
+    concurrent_login_guesses_cannot_exceed_the_allowed_attempts,
+    unknown_and_real_handles_get_identical_login_failures,
+    a_stranger_locks_a_member_out_for_at_most_one_window,
 );

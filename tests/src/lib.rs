@@ -152,6 +152,18 @@ pub fn test_config() -> Config {
         // Scenario tests send bursts from one device; the abuse tests set real limits.
         rate_limit_per_second: 1000,
         rate_limit_burst: 10_000,
+        challenge_per_second: 1000,
+        challenge_burst: 10_000,
+        register_per_second: 1000,
+        register_burst: 10_000,
+        enroll_per_second: 1000,
+        enroll_burst: 10_000,
+        login_per_second: 1000,
+        login_burst: 10_000,
+        exit_return_per_second: 1000,
+        exit_return_burst: 10_000,
+        // Failed logins are answered after this floor; tests check what is answered, not when.
+        login_answer_floor_ms: 20,
         log_level: std::env::var("QUIETLINE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
         ..Config::default()
     }

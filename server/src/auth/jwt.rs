@@ -32,11 +32,13 @@ struct Claims {
     exp: i64,
 }
 
-/// A verified token: who, and the epoch it was issued at.
+/// A verified token: who, the epoch it was issued at, and when it expires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Verified {
     pub subject: Subject,
     pub epoch: i64,
+    /// Unix seconds (on the server's clock) from which the token is refused.
+    pub expires_at: i64,
 }
 
 pub struct Keys {
@@ -130,6 +132,7 @@ impl Keys {
         Some(Verified {
             subject,
             epoch: c.ep,
+            expires_at: c.exp,
         })
     }
 }
@@ -149,7 +152,8 @@ mod tests {
             keys.verify(&t, 1000),
             Some(Verified {
                 subject: sub,
-                epoch: 3
+                epoch: 3,
+                expires_at: 1300,
             })
         );
         assert_eq!(keys.verify(&t, 1300), None, "expired");

@@ -62,11 +62,7 @@ impl FromRequestParts<AppState> for Auth {
             Caller::Survivor { device } => device,
             Caller::Member { member, .. } => member,
         };
-        // Real time, not the injectable clock: this measures request rates, not retention.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        let now = crate::service::real_now();
         let c = &state.config;
         if !state.limits.allow(
             subject,

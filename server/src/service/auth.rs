@@ -5,6 +5,7 @@ use crate::app::AppState;
 use crate::auth::jwt::Subject;
 use crate::auth::{password, totp};
 use crate::error::{Error, Result};
+use crate::limits::AnonRoute;
 use crate::store::{MemberRow, RefreshUse, to_id};
 use quietline_proto::wire::{Enroll, Enrolled, LoggedIn, Login, Role, TokenPair};
 use quietline_proto::{ErrorCode, Id};
@@ -57,19 +58,25 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller> {
                 .member(&member.0)
                 .await?
                 .ok_or_else(Error::unauthorized)?;
-            if row.revoked != 0 || row.token_epoch != verified.epoch || row.password_hash.is_none()
-            {
+            if row.revoked != 0 || row.password_hash.is_none() {
                 return Err(Error::unauthorized());
             }
-            if let Some(device) = device {
-                let d = state
-                    .store
-                    .device_auth(&device.0)
-                    .await?
-                    .ok_or_else(Error::unauthorized)?;
-                if d.member_id.as_deref() != Some(&member.0[..]) {
-                    return Err(Error::unauthorized());
+            let device_epoch = match device {
+                Some(device) => {
+                    let d = state
+                        .store
+                        .device_auth(&device.0)
+                        .await?
+                        .ok_or_else(Error::unauthorized)?;
+                    if d.member_id.as_deref() != Some(&member.0[..]) {
+                        return Err(Error::unauthorized());
+                    }
+                    Some(d.token_epoch)
                 }
+                None => None,
+            };
+            if member_epoch(row.token_epoch, device_epoch) != verified.epoch {
+                return Err(Error::unauthorized());
             }
             Ok(Caller::Member {
                 member,
@@ -79,6 +86,34 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller> {
             })
         }
     }
+}
+
+/// The epoch a member's access token carries: the member's own epoch (bumped by revocation),
+/// plus, for a token bound to one of the member's devices, that device's epoch (bumped when a
+/// refresh token of that device's session is reused, and on logout). Both only ever grow, so
+/// the sum changes whenever either does, and a bump of either ends the token.
+pub fn member_epoch(member: i64, device: Option<i64>) -> i64 {
+    member.saturating_add(device.unwrap_or(0))
+}
+
+/// The current token epoch of a member, bound to `device` if given.
+pub async fn current_member_epoch(
+    state: &AppState,
+    member: i64,
+    device: Option<Id>,
+) -> Result<i64> {
+    let device_epoch = match device {
+        Some(d) => Some(
+            state
+                .store
+                .device_auth(&d.0)
+                .await?
+                .ok_or_else(Error::unauthorized)?
+                .token_epoch,
+        ),
+        None => None,
+    };
+    Ok(member_epoch(member, device_epoch))
 }
 
 /// Issue an access token and start (or continue) a refresh-token family.
@@ -136,20 +171,25 @@ pub async fn enroll(state: &AppState, req: Enroll) -> Result<Enrolled> {
     if !(password::MIN_LENGTH..=password::MAX_LENGTH).contains(&len) || req.token.len() > 128 {
         return Err(Error::bad_request());
     }
+    crate::service::limit_anonymous(state, AnonRoute::Enroll)?;
+    // The token is checked before any argon2 work, so a caller without a valid invitation
+    // costs one indexed read, not 19 MiB and tens of milliseconds.
+    let token_hash = crate::random::token_hash(&req.token);
+    if !state
+        .store
+        .enrolment_pending(&token_hash, state.now())
+        .await?
+    {
+        return Err(Error::unauthorized());
+    }
     let pw = req.password.clone();
-    let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
-        .await
-        .map_err(Error::internal)?
+    let hash = argon2(state, move || password::hash(&pw))
+        .await?
         .map_err(Error::internal)?;
     let secret = totp::new_secret();
     let member = state
         .store
-        .complete_enrolment(
-            &crate::random::token_hash(&req.token),
-            state.now(),
-            &hash,
-            &secret,
-        )
+        .complete_enrolment(&token_hash, state.now(), &hash, &secret)
         .await?
         .ok_or_else(Error::unauthorized)?;
     let org = state
@@ -164,18 +204,38 @@ pub async fn enroll(state: &AppState, req: Enroll) -> Result<Enrolled> {
     })
 }
 
-/// Back-off after repeated failures: doubling from 1 s, capped at 15 minutes.
-fn backoff(failures: i64, allowed: i64) -> i64 {
-    let over = (failures + 1 - allowed).max(0);
-    if over == 0 {
-        0
-    } else {
-        (1i64 << over.min(10)).min(900)
-    }
+/// Run argon2 work on the blocking pool, in one of the `argon2_concurrency` slots; when
+/// `argon2_queue` callers already wait for one, `rate_limited` at once. This bounds the
+/// memory argon2 can take (about 19 MiB per slot) however many requests arrive.
+async fn argon2<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    let Some(slot) = state.limits.argon2.acquire().await else {
+        metrics::counter!("quietline_rate_limited_total", "route" => "argon2").increment(1);
+        return Err(Error::new(ErrorCode::RateLimited));
+    };
+    let out = tokio::task::spawn_blocking(work)
+        .await
+        .map_err(Error::internal)?;
+    drop(slot);
+    Ok(out)
 }
 
-/// `POST /v1/auth/login`. Unknown handle, wrong password, wrong code and back-off all get
-/// the same answer; an unknown handle still costs one argon2 verification.
+/// `POST /v1/auth/login`.
+///
+/// Every failure gets the same answer, `unauthorized`, no sooner than
+/// `login_answer_floor_ms` after the request arrived: an unknown handle, a revoked member, a
+/// wrong password, a wrong or replayed code and a full attempt window all look alike, and
+/// each costs one argon2 verification (against a decoy hash when there is no real one).
+/// `rate_limited` comes only from the global login limit, which knows no handles.
+///
+/// Attempts are reserved before the password is checked, in one atomic update
+/// ([`crate::store::Store::reserve_login_attempt`]): at most `login_failures_before_backoff`
+/// attempts per member per `login_window_secs` are ever checked, however many arrive at
+/// once. The window starts at its first attempt and is not extended by attempts made while
+/// it is full, so a stranger who knows a handle can keep that member out for at most one
+/// window at a time; a successful login empties it.
 pub async fn login(state: &AppState, req: Login) -> Result<LoggedIn> {
     if req.org.len() > 64
         || req.handle.len() > 64
@@ -184,8 +244,41 @@ pub async fn login(state: &AppState, req: Login) -> Result<LoggedIn> {
     {
         return Err(Error::bad_request());
     }
+    crate::service::limit_anonymous(state, AnonRoute::Login)?;
+    let started = tokio::time::Instant::now();
+    let floor = std::time::Duration::from_millis(state.config.login_answer_floor_ms);
+    match try_login(state, &req).await {
+        Ok(Some(out)) => Ok(out),
+        Ok(None) => {
+            tokio::time::sleep_until(started + floor).await;
+            Err(Error::unauthorized())
+        }
+        Err(e) if e.code == ErrorCode::RateLimited => Err(e),
+        Err(e) => {
+            tokio::time::sleep_until(started + floor).await;
+            Err(e)
+        }
+    }
+}
+
+/// The login itself; `None` for every kind of refusal.
+async fn try_login(state: &AppState, req: &Login) -> Result<Option<LoggedIn>> {
     let now = state.now();
-    let member: Option<MemberRow> = state.store.member_by_handle(&req.org, &req.handle).await?;
+    // A slot first, so a full argon2 queue refuses before an attempt is spent.
+    let Some(slot) = state.limits.argon2.acquire().await else {
+        metrics::counter!("quietline_rate_limited_total", "route" => "argon2").increment(1);
+        return Err(Error::new(ErrorCode::RateLimited));
+    };
+    let member: Option<MemberRow> = state
+        .store
+        .reserve_login_attempt(
+            &req.org,
+            &req.handle,
+            now,
+            i64::from(state.config.login_failures_before_backoff),
+            state.config.login_window_secs as i64,
+        )
+        .await?;
     let stored = member
         .as_ref()
         .and_then(|m| m.password_hash.clone())
@@ -194,51 +287,47 @@ pub async fn login(state: &AppState, req: Login) -> Result<LoggedIn> {
     let password_ok = tokio::task::spawn_blocking(move || password::verify(&pw, &stored))
         .await
         .map_err(Error::internal)?;
+    drop(slot);
     let Some(member) = member else {
-        return Err(Error::unauthorized());
+        return Ok(None);
     };
-    if member.revoked != 0 || member.password_hash.is_none() {
-        return Err(Error::unauthorized());
+    if member.revoked != 0 || member.password_hash.is_none() || !password_ok {
+        return Ok(None);
     }
-    if member.locked_until > now {
-        return Err(Error::new(ErrorCode::RateLimited));
-    }
-    let step = member
+    let Some(step) = member
         .totp_secret
         .as_deref()
-        .and_then(|s| totp::check(s, &req.totp, now));
-    let allowed = i64::from(state.config.login_failures_before_backoff);
-    let (true, Some(step)) = (password_ok, step) else {
-        let wait = backoff(member.failed_logins, allowed);
-        state.store.login_failed(&member.id, now + wait).await?;
-        return Err(Error::unauthorized());
+        .and_then(|s| totp::check(s, &req.totp, now))
+    else {
+        return Ok(None);
     };
     if !state.store.login_succeeded(&member.id, step).await? {
-        return Err(Error::unauthorized()); // a replayed TOTP code
+        return Ok(None); // a replayed TOTP code
     }
     let member_id = to_id(&member.id)?;
     if let Some(device) = req.device_id {
         let d = state.store.device_auth(&device.0).await?;
         if d.and_then(|d| d.member_id).as_deref() != Some(&member.id[..]) {
-            return Err(Error::unauthorized());
+            return Ok(None);
         }
     }
     let role = Role::parse(&member.role).ok_or_else(|| Error::internal("bad role"))?;
+    let epoch = current_member_epoch(state, member.token_epoch, req.device_id).await?;
     let tokens = issue_tokens(
         state,
         Subject::Member {
             member: member_id,
             device: req.device_id,
         },
-        member.token_epoch,
+        epoch,
         None,
     )
     .await?;
-    Ok(LoggedIn {
+    Ok(Some(LoggedIn {
         member_id,
         role,
         tokens,
-    })
+    }))
 }
 
 /// `POST /v1/auth/refresh`: rotate. A reused token revokes its whole family.
@@ -252,8 +341,17 @@ pub async fn refresh(state: &AppState, token: &str) -> Result<TokenPair> {
         .await?
     {
         RefreshUse::Fresh(row) => row,
-        RefreshUse::Reused => {
+        RefreshUse::Reused(row) => {
             tracing::warn!("refresh token reused; its session was revoked");
+            // The epoch bump already refuses the session's access tokens; live streams end now
+            // too (on every replica), not at their next re-check.
+            let devices = match (&row.device_id, &row.member_id) {
+                (Some(d), _) => vec![d.clone()],
+                (None, Some(m)) => state.store.member_devices(m).await?,
+                (None, None) => Vec::new(),
+            };
+            let ids: Vec<Id> = devices.iter().filter_map(|d| Id::from_slice(d)).collect();
+            crate::service::events::close_streams(state, &ids).await;
             return Err(Error::unauthorized());
         }
         RefreshUse::Unknown => return Err(Error::unauthorized()),
@@ -277,7 +375,7 @@ pub async fn refresh(state: &AppState, token: &str) -> Result<TokenPair> {
                     member: to_id(member)?,
                     device,
                 },
-                m.token_epoch,
+                current_member_epoch(state, m.token_epoch, device).await?,
             )
         }
         (None, Some(device)) => {
@@ -301,13 +399,17 @@ pub async fn refresh(state: &AppState, token: &str) -> Result<TokenPair> {
     issue_tokens(state, subject, epoch, Some(row.family)).await
 }
 
-/// `POST /v1/auth/logout`: end the refresh-token family.
+/// `POST /v1/auth/logout`: end the refresh-token family. When the session belongs to a
+/// device, its token epoch is bumped too, so the session's access tokens and live streams
+/// end now rather than at expiry.
 pub async fn logout(state: &AppState, token: &str) -> Result<()> {
-    if token.len() <= 128 {
-        state
+    if token.len() <= 128
+        && let Some(device) = state
             .store
             .delete_refresh_family(&crate::random::token_hash(token))
-            .await?;
+            .await?
+    {
+        crate::service::events::close_streams(state, &[to_id(&device)?]).await;
     }
     Ok(())
 }
@@ -317,15 +419,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_starts_after_the_allowance_and_is_capped() {
-        assert_eq!(backoff(0, 5), 0);
-        assert_eq!(backoff(3, 5), 0);
-        assert_eq!(backoff(4, 5), 0);
-        assert_eq!(backoff(5, 5), 2);
-        assert_eq!(backoff(6, 5), 4);
-        assert_eq!(backoff(60, 5), 900);
+    fn handles_are_short_and_plain() {
         assert!(valid_handle("alice.b-1"));
         assert!(!valid_handle("alice b"));
         assert!(!valid_handle(""));
+    }
+
+    #[test]
+    fn a_bump_of_either_epoch_changes_a_member_device_token_epoch() {
+        assert_ne!(member_epoch(3, Some(4)), member_epoch(3, Some(5)));
+        assert_ne!(member_epoch(3, Some(4)), member_epoch(4, Some(4)));
+        assert_eq!(member_epoch(3, None), 3);
     }
 }

@@ -112,6 +112,10 @@ pub async fn open(
         .org_by_code(code)
         .await?
         .ok_or_else(Error::not_found)?;
+    // A repeated open of the conversation the device already has changes nothing: it tells
+    // nobody (no `queue_changed` again) and hands out bundles without one-time prekeys, so
+    // calling it in a loop cannot flood advocates with events or drain their prekeys.
+    let mut repeated = false;
     let conv = match state.store.conversation_of_device(&device.0).await? {
         // Opening again is idempotent for the same organisation, and reopens a conversation
         // kept after closing, with the same advocate.
@@ -123,7 +127,10 @@ pub async fn open(
                 .await?
                 .ok_or_else(Error::not_found)?
         }
-        Some(c) if c.org_id == org.id => c,
+        Some(c) if c.org_id == org.id => {
+            repeated = true;
+            c
+        }
         Some(_) => return Err(Error::conflict()),
         None => {
             let id = crate::random::id();
@@ -148,9 +155,9 @@ pub async fn open(
     let members = member_side_devices(state, &conv).await?;
     let mut recipients = Vec::with_capacity(members.len());
     for d in &members {
-        recipients.push(devices::bundle(state, caller, *d).await?);
+        recipients.push(devices::bundle_with(state, caller, *d, !repeated).await?);
     }
-    if conv.assigned_member.is_none() && !members.is_empty() {
+    if !repeated && conv.assigned_member.is_none() && !members.is_empty() {
         emit(state, &members, EventKind::QueueChanged, None).await?;
     }
     let queue_position = if conv.assigned_member.is_some() {

@@ -19,6 +19,7 @@ pub const MAX_PREKEYS_STORED: i64 = 1000;
 
 /// `POST /v1/devices/challenge`.
 pub async fn challenge(state: &AppState) -> Result<Challenge> {
+    crate::service::limit_anonymous(state, crate::limits::AnonRoute::Challenge)?;
     let challenge = crate::random::bytes::<32>();
     let bits = state.limits.next_pow_bits(
         state.now(),
@@ -103,6 +104,9 @@ pub async fn register(
     caller: Option<Caller>,
     req: quietline_proto::wire::RegisterDevice,
 ) -> Result<DeviceRegistered> {
+    if caller.is_none() {
+        crate::service::limit_anonymous(state, crate::limits::AnonRoute::Register)?;
+    }
     let one_time = check_keys(&req.keys)?;
     let now = state.now();
     let device = crate::random::id();
@@ -152,7 +156,8 @@ pub async fn register(
                     member,
                     device: Some(device),
                 },
-                m.token_epoch,
+                crate::service::auth::current_member_epoch(state, m.token_epoch, Some(device))
+                    .await?,
             )
         }
         None => (Subject::Survivor { device }, 0),
@@ -193,6 +198,17 @@ pub async fn upload_prekeys(
 /// `GET /v1/devices/{id}/bundle`: only for a device the caller may open a session with,
 /// so nobody can drain another device's one-time prekeys. Others get `not_found`.
 pub async fn bundle(state: &AppState, caller: Caller, target: Id) -> Result<Bundle> {
+    bundle_with(state, caller, target, true).await
+}
+
+/// A bundle with or without one of the device's one-time prekeys. Without one, the session
+/// starts from the signed prekey alone (X3DH allows it), and nothing is used up.
+pub async fn bundle_with(
+    state: &AppState,
+    caller: Caller,
+    target: Id,
+    take_one_time: bool,
+) -> Result<Bundle> {
     if !may_fetch_bundle(state, caller, target).await? {
         return Err(Error::not_found());
     }
@@ -201,7 +217,11 @@ pub async fn bundle(state: &AppState, caller: Caller, target: Id) -> Result<Bund
         .bundle_keys(&target.0)
         .await?
         .ok_or_else(Error::not_found)?;
-    let one_time = state.store.take_one_time_prekey(&target.0).await?;
+    let one_time = if take_one_time {
+        state.store.take_one_time_prekey(&target.0).await?
+    } else {
+        None
+    };
     Ok(Bundle {
         device_id: to_id(&row.id)?,
         identity_key: Bytes(row.identity_key),

@@ -37,7 +37,9 @@ pub fn parse_kind(name: &str) -> Option<EventKind> {
     .find(|k| kind_name(*k) == name)
 }
 
-/// Store `kind` for every device in `to` and wake their streams.
+/// Store `kind` for every device in `to` and wake their streams. A device holding
+/// `max_events_per_device` events gets no more until it fetches some; a `queue_changed`
+/// already pending is not stored twice.
 pub async fn emit(
     state: &AppState,
     to: &[Id],
@@ -51,10 +53,22 @@ pub async fn emit(
             id: crate::random::id().0.to_vec(),
             kind: kind_name(kind),
             conversation_id: conversation.map(|c| c.0.to_vec()),
+            coalesce: kind == EventKind::QueueChanged,
         })
         .collect();
     let expires = state.now() + state.config.event_ttl_secs as i64;
-    state.store.insert_events(&events, expires).await?;
+    let stored = state
+        .store
+        .insert_events(
+            &events,
+            expires,
+            i64::from(state.config.max_events_per_device),
+        )
+        .await?;
+    if stored < events.len() as u64 {
+        metrics::counter!("quietline_events_not_stored_total")
+            .increment(events.len() as u64 - stored);
+    }
     wake(state, to).await;
     Ok(())
 }

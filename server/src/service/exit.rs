@@ -22,6 +22,10 @@
 //!   commit is always a durable write. Modes differ only in which statements get the real id
 //!   and which the decoy.
 //! * Every call publishes one batch of replica wake-ups and closes the streams of one id.
+//! * Exits queue for one of a fixed number of slots (`exit_concurrency`) before any of
+//!   this starts, and the floor is measured from the moment a slot is taken; a flood makes
+//!   everyone wait alike, and only when the queue itself is full (`exit_queue`) is an exit
+//!   answered `rate_limited`, before its token is looked at.
 //! * What remains is data-dependent: deleting many pending envelopes and prekeys writes
 //!   more pages than deleting none, and each advocate device told costs one more insert.
 //!   Measured without a floor that was still 0.3–1 ms between a wipe and an unknown token,
@@ -57,6 +61,13 @@ pub fn exited() -> Exited {
 
 /// `POST /v1/exit` with the raw bearer token (if any) and the raw body.
 pub async fn exit(state: &AppState, token: Option<&str>, body: &[u8]) -> Result<Exited> {
+    // Queue for one of `exit_concurrency` slots before anything else, so a flood of exits
+    // cannot pile up durable commits. Whether a caller waits, or is refused when the queue
+    // is full, depends only on the load, never on the token or the mode.
+    let Some(_slot) = state.limits.exit.acquire().await else {
+        metrics::counter!("quietline_rate_limited_total", "route" => "exit").increment(1);
+        return Err(Error::new(quietline_proto::ErrorCode::RateLimited));
+    };
     let started = Instant::now();
     let mode = serde_json::from_slice::<ExitRequest>(body)
         .ok()
@@ -102,6 +113,7 @@ pub async fn exit(state: &AppState, token: Option<&str>, body: &[u8]) -> Result<
             id: crate::random::id().0.to_vec(),
             kind: kind_name(kind),
             conversation_id: conversation_id.clone(),
+            coalesce: false,
         })
         .collect();
     let scratch = crate::random::bytes::<32>();
@@ -115,6 +127,7 @@ pub async fn exit(state: &AppState, token: Option<&str>, body: &[u8]) -> Result<
             },
             &events,
             state.now() + state.config.event_ttl_secs as i64,
+            i64::from(state.config.max_events_per_device),
         )
         .await?;
 
@@ -170,6 +183,7 @@ async fn advocates_to_tell(
 /// token stays dead). The proof-of-work is checked first, so a caller who cannot solve one
 /// learns nothing about the token; an unknown, wiped or not-hidden device is `unauthorized`.
 pub async fn come_back(state: &AppState, token: &str, req: ReturnRequest) -> Result<TokenPair> {
+    crate::service::limit_anonymous(state, crate::limits::AnonRoute::ExitReturn)?;
     crate::service::devices::spend_proof_of_work(state, &req.pow).await?;
     let device = state
         .store

@@ -77,6 +77,12 @@ pub async fn send(
             &pairs,
             now + ttl,
             i64::from(state.config.device_quota),
+            // While the conversation waits in the queue its envelopes go to every on-duty
+            // advocate device; a small cap per (conversation, recipient) keeps one waiting
+            // survivor from filling those devices' whole quota.
+            c.assigned_member
+                .is_none()
+                .then_some(i64::from(state.config.waiting_quota_per_recipient)),
         )
         .await?;
     state.store.touch_conversation(&c.id, hour(now)).await?;

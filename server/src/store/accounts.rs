@@ -48,8 +48,8 @@ pub struct RefreshRow {
 pub enum RefreshUse {
     /// Valid and now spent; issue the next token of the family.
     Fresh(RefreshRow),
-    /// Already used: the family has been revoked.
-    Reused,
+    /// Already used: the family has been revoked (the row says whose it was).
+    Reused(RefreshRow),
     Unknown,
 }
 
@@ -202,18 +202,59 @@ impl Store {
         }))
     }
 
-    /// Count a failed login and set the back-off expiry.
-    pub async fn login_failed(&self, member: &[u8], locked_until: i64) -> Result<()> {
-        with_db!(self, write, |pool| {
-            sqlx::query(
-                "UPDATE members SET failed_logins = failed_logins + 1, locked_until = $1 WHERE id = $2",
+    /// Reserve one login attempt for the member `handle` of organisation `org_code`, in one
+    /// atomic update, before the password is checked: the member row if an attempt was
+    /// left, `None` if the window is full or there is no such member.
+    ///
+    /// `failed_logins` counts the attempts of the current window and `locked_until` is when
+    /// that window ends. A window starts at the first attempt after the previous one ended;
+    /// at most `allowed` attempts are reserved in it, and a refused attempt changes nothing,
+    /// so it cannot extend the window. Concurrent attempts serialise on the row, so no more
+    /// than `allowed` ever get through.
+    pub async fn reserve_login_attempt(
+        &self,
+        org_code: &str,
+        handle: &str,
+        now: i64,
+        allowed: i64,
+        window_secs: i64,
+    ) -> Result<Option<MemberRow>> {
+        let columns = MEMBER_COLUMNS.replace("m.", "");
+        let sql = format!(
+            "UPDATE members SET \
+             failed_logins = CASE WHEN locked_until <= $3 THEN 1 ELSE failed_logins + 1 END, \
+             locked_until = CASE WHEN locked_until <= $3 THEN $3 + $5 ELSE locked_until END \
+             WHERE id = (SELECT m.id FROM members m JOIN orgs o ON o.id = m.org_id \
+                         WHERE o.code = $1 AND m.handle = $2) \
+             AND (locked_until <= $3 OR failed_logins < $4) \
+             RETURNING {columns}"
+        );
+        Ok(with_db!(self, write, |pool| {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(org_code)
+                .bind(handle)
+                .bind(now)
+                .bind(allowed)
+                .bind(window_secs)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Whether an enrolment token with this hash is waiting to be used (checked before the
+    /// password is hashed; [`Store::complete_enrolment`] checks again atomically).
+    pub async fn enrolment_pending(&self, token_hash: &[u8], now: i64) -> Result<bool> {
+        let n: i64 = with_db!(self, read, |pool| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM members WHERE enroll_token_hash = $1 \
+                 AND enroll_expires_at > $2 AND revoked = 0",
             )
-            .bind(locked_until)
-            .bind(member)
-            .execute(pool)
-            .await?;
+            .bind(token_hash)
+            .bind(now)
+            .fetch_one(pool)
+            .await?
         });
-        Ok(())
+        Ok(n > 0)
     }
 
     /// Record a successful login at TOTP step `step`. Returns false if the step was already
@@ -348,23 +389,38 @@ impl Store {
                     .await?;
             }
             tx.commit().await?;
-            Ok(RefreshUse::Reused)
+            Ok(RefreshUse::Reused(row))
         })
     }
 
-    /// Logout: delete the refresh token's family.
-    pub async fn delete_refresh_family(&self, hash: &[u8]) -> Result<bool> {
-        let n = with_db!(self, write, |pool| {
+    /// Logout: delete the refresh token's family and, when the session belongs to a device,
+    /// bump that device's token epoch so the session's access tokens die with it. Returns
+    /// the device, if any.
+    pub async fn delete_refresh_family(&self, hash: &[u8]) -> Result<Option<Vec<u8>>> {
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let device: Option<Option<Vec<u8>>> =
+                sqlx::query_scalar("SELECT device_id FROM refresh_tokens WHERE hash = $1")
+                    .bind(hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             sqlx::query(
                 "DELETE FROM refresh_tokens WHERE family IN \
                  (SELECT family FROM refresh_tokens WHERE hash = $1)",
             )
             .bind(hash)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
-        Ok(n > 0)
+            .execute(&mut *tx)
+            .await?;
+            let device = device.flatten();
+            if let Some(d) = &device {
+                sqlx::query("UPDATE devices SET token_epoch = token_epoch + 1 WHERE id = $1")
+                    .bind(d)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(device)
+        })
     }
 
     // ------------------------------------------------------------ challenges

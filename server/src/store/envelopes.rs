@@ -26,7 +26,18 @@ pub struct NewEvent {
     pub id: Vec<u8>,
     pub kind: &'static str,
     pub conversation_id: Option<Vec<u8>>,
+    /// Not stored when the device already holds an event of the same kind (a notice that
+    /// only says "look again", like `queue_changed`).
+    pub coalesce: bool,
 }
+
+/// The one statement that stores an event: nothing when the recipient already holds `$6`
+/// events, or when `$7` is 1 and it holds one of the same kind (events per device are
+/// bounded, DESIGN.md §2, flooding).
+pub(crate) const INSERT_EVENT: &str = "INSERT INTO events (recipient, id, kind, conversation_id, expires_at) \
+     SELECT $1, $2, $3, $4, $5 \
+     WHERE (SELECT COUNT(*) FROM events WHERE recipient = $1) < $6 \
+     AND NOT ($7 = 1 AND EXISTS (SELECT 1 FROM events WHERE recipient = $1 AND kind = $3))";
 
 /// What a sweep deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,7 +54,8 @@ pub struct Swept {
 impl Store {
     /// Store one message's envelopes (one per recipient device) in one transaction; returns
     /// once it is committed, i.e. durable. A resend with the same message id stores nothing
-    /// new. `Quota` if any recipient already holds `quota` envelopes; then nothing is stored.
+    /// new. `Quota` if any recipient already holds `quota` envelopes, or, with
+    /// `per_conversation`, that many from this conversation; then nothing is stored.
     pub async fn insert_message(
         &self,
         conversation: &[u8],
@@ -51,6 +63,7 @@ impl Store {
         envelopes: &[(Vec<u8>, Vec<u8>)],
         expires_at: i64,
         quota: i64,
+        per_conversation: Option<i64>,
     ) -> Result<()> {
         with_db!(self, write, |pool| {
             let mut tx = pool.begin().await?;
@@ -60,7 +73,21 @@ impl Store {
                         .bind(recipient)
                         .fetch_one(&mut *tx)
                         .await?;
-                if held >= quota {
+                let over_conversation = match per_conversation {
+                    Some(cap) => {
+                        let from_here: i64 = sqlx::query_scalar(
+                            "SELECT COUNT(*) FROM envelopes \
+                             WHERE recipient = $1 AND conversation_id = $2",
+                        )
+                        .bind(recipient)
+                        .bind(conversation)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        from_here >= cap
+                    }
+                    None => false,
+                };
+                if held >= quota || over_conversation {
                     let duplicate: i64 = sqlx::query_scalar(
                         "SELECT COUNT(*) FROM envelopes WHERE recipient = $1 AND id = $2",
                     )
@@ -157,28 +184,46 @@ impl Store {
         })
     }
 
-    pub async fn insert_events(&self, events: &[NewEvent], expires_at: i64) -> Result<()> {
+    /// Store events, each only if its recipient holds fewer than `max_per_device` (and, for
+    /// a coalescing kind, none of that kind). Returns how many were stored.
+    pub async fn insert_events(
+        &self,
+        events: &[NewEvent],
+        expires_at: i64,
+        max_per_device: i64,
+    ) -> Result<u64> {
         if events.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
         with_db!(self, write, |pool| {
             let mut tx = pool.begin().await?;
+            let mut stored = 0;
             for e in events {
-                sqlx::query(
-                    "INSERT INTO events (recipient, id, kind, conversation_id, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(&e.recipient)
-                .bind(&e.id)
-                .bind(e.kind)
-                .bind(&e.conversation_id)
-                .bind(expires_at)
-                .execute(&mut *tx)
-                .await?;
+                stored += sqlx::query(INSERT_EVENT)
+                    .bind(&e.recipient)
+                    .bind(&e.id)
+                    .bind(e.kind)
+                    .bind(&e.conversation_id)
+                    .bind(expires_at)
+                    .bind(max_per_device)
+                    .bind(i64::from(e.coalesce))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
             }
             tx.commit().await?;
-            Ok(())
+            Ok(stored)
         })
+    }
+
+    /// Pending events for a device (for tests).
+    pub async fn count_events(&self, device: &[u8]) -> Result<i64> {
+        Ok(with_db!(self, read, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE recipient = $1")
+                .bind(device)
+                .fetch_one(pool)
+                .await?
+        }))
     }
 
     /// Pending envelopes for a device (for quotas and tests).

@@ -46,6 +46,7 @@ impl Store {
         t: ExitTargets<'_>,
         events: &[NewEvent],
         events_expire_at: i64,
+        max_events_per_device: i64,
     ) -> Result<()> {
         const CONVERSATION_OF: &str = "(SELECT id FROM conversations WHERE survivor_device = $1)";
         let wipe: [String; 8] = [
@@ -78,17 +79,16 @@ impl Store {
                     .await?;
             }
             for e in events {
-                sqlx::query(
-                    "INSERT INTO events (recipient, id, kind, conversation_id, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(&e.recipient)
-                .bind(&e.id)
-                .bind(e.kind)
-                .bind(&e.conversation_id)
-                .bind(events_expire_at)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(super::envelopes::INSERT_EVENT)
+                    .bind(&e.recipient)
+                    .bind(&e.id)
+                    .bind(e.kind)
+                    .bind(&e.conversation_id)
+                    .bind(events_expire_at)
+                    .bind(max_events_per_device)
+                    .bind(i64::from(e.coalesce))
+                    .execute(&mut *tx)
+                    .await?;
             }
             sqlx::query("INSERT INTO challenges (challenge, bits, expires_at) VALUES ($1, 0, 0)")
                 .bind(t.scratch)

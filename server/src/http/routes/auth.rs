@@ -26,7 +26,8 @@ pub fn router() -> Router<AppState> {
 /// Accept an invitation: set a password (argon2id) and receive the TOTP secret as an
 /// `otpauth://` URI. The invitation token works once.
 #[utoipa::path(post, path = "/v1/auth/enroll", tag = "auth", request_body = Enroll,
-    responses((status = 200, body = Enrolled), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Enrolled), (status = 401, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 pub async fn enroll(
     State(state): State<AppState>,
     AppJson(req): AppJson<Enroll>,
@@ -36,7 +37,9 @@ pub async fn enroll(
 
 /// `POST /v1/auth/login`
 ///
-/// Password + TOTP. Every failure looks the same; repeated failures back off.
+/// Password + TOTP. Every failure (unknown handle, wrong password or code, too many attempts
+/// on the account in its window) gets the same `unauthorized` after a fixed floor;
+/// `rate_limited` only when logins as a whole are over the global limit.
 #[utoipa::path(post, path = "/v1/auth/login", tag = "auth", request_body = Login,
     responses((status = 200, body = LoggedIn), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn login(

@@ -24,7 +24,8 @@ pub fn router() -> Router<AppState> {
 /// `POST /v1/devices/challenge`
 ///
 /// A fresh, single-use proof-of-work challenge for registering a survivor device.
-#[utoipa::path(post, path = "/v1/devices/challenge", tag = "devices", responses((status = 200, body = Challenge)))]
+/// `rate_limited` when challenges as a whole are over the global limit.
+#[utoipa::path(post, path = "/v1/devices/challenge", tag = "devices", responses((status = 200, body = Challenge), (status = 429, body = ErrorBody)))]
 pub async fn challenge(State(state): State<AppState>) -> Result<AppJson<Challenge>> {
     devices::challenge(&state).await.map(AppJson)
 }
@@ -35,7 +36,8 @@ pub async fn challenge(State(state): State<AppState>) -> Result<AppJson<Challeng
 /// solved challenge and get an exit token too; a signed-in member registers a browser
 /// without one. Nothing but public keys is taken.
 #[utoipa::path(post, path = "/v1/devices", tag = "devices", request_body = RegisterDevice,
-    responses((status = 201, body = DeviceRegistered), (status = 400, body = ErrorBody)))]
+    responses((status = 201, body = DeviceRegistered), (status = 400, body = ErrorBody),
+        (status = 429, body = ErrorBody)))]
 pub async fn register(
     State(state): State<AppState>,
     auth: Option<Auth>,

@@ -26,9 +26,12 @@ pub fn router() -> Router<AppState> {
 /// alerts the advocate to possible duress. Every mode, an unknown, used or missing token and
 /// a malformed body get the same status, the same body bytes and the same work, so the
 /// answer tells nobody what happened (see `service::exit`). The body is read as raw bytes
-/// for that reason: a JSON rejection would answer differently.
+/// for that reason: a JSON rejection would answer differently. Exits queue when many arrive
+/// at once; only when the queue is full is one answered `rate_limited`, before its token is
+/// looked at.
 #[utoipa::path(post, path = "/v1/exit", tag = "exit", request_body = ExitRequest,
-    responses((status = 200, body = Exited)), security(("bearer" = [])))]
+    responses((status = 200, body = Exited), (status = 429, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn exit_now(
     State(state): State<AppState>,
     token: std::result::Result<BearerToken, Error>,
@@ -48,7 +51,7 @@ pub async fn exit_now(
 /// not hidden device is `unauthorized`.
 #[utoipa::path(post, path = "/v1/exit/return", tag = "exit", request_body = ReturnRequest,
     responses((status = 200, body = TokenPair), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody)),
+        (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn come_back(
     State(state): State<AppState>,
