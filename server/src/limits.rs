@@ -5,8 +5,9 @@
 //! keyed by the authenticated subject (device or member id) and the proof-of-work difficulty
 //! rises with how many challenges this replica handed out in the last minute.
 
+use lru::LruCache;
 use quietline_proto::Id;
-use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::Mutex;
 
 /// Challenges handed out in the current one-minute window.
@@ -22,16 +23,34 @@ struct Bucket {
     updated: f64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Limits {
     challenges: Mutex<Window>,
-    buckets: Mutex<HashMap<Id, Bucket>>,
+    /// Least recently seen callers are forgotten first when full: one new caller costs one
+    /// other caller (the longest quiet) a fresh bucket, never everyone.
+    buckets: Mutex<LruCache<Id, Bucket>>,
 }
 
-/// Most callers tracked at once; older entries are dropped first when full.
+/// Most callers tracked at once.
 const MAX_TRACKED: usize = 100_000;
 
+impl Default for Limits {
+    fn default() -> Self {
+        Self::with_capacity(MAX_TRACKED)
+    }
+}
+
 impl Limits {
+    /// Limits tracking at most `callers` rate-limit buckets.
+    pub fn with_capacity(callers: usize) -> Self {
+        Limits {
+            challenges: Mutex::default(),
+            buckets: Mutex::new(LruCache::new(
+                NonZeroUsize::new(callers).unwrap_or(NonZeroUsize::MIN),
+            )),
+        }
+    }
+
     /// Difficulty for the next challenge: `base` bits, plus one bit for every doubling of the
     /// issue rate above `per_minute`, at most `max_extra` more. Counts this challenge.
     pub fn next_pow_bits(&self, now: i64, base: u8, per_minute: u32, max_extra: u8) -> u8 {
@@ -60,14 +79,7 @@ impl Limits {
         let Ok(mut map) = self.buckets.lock() else {
             return true;
         };
-        if map.len() >= MAX_TRACKED && !map.contains_key(&caller) {
-            // Forget callers whose buckets are full again; they lose nothing.
-            map.retain(|_, b| b.tokens + (now - b.updated) * rate < burst);
-            if map.len() >= MAX_TRACKED {
-                map.clear();
-            }
-        }
-        let b = map.entry(caller).or_insert(Bucket {
+        let b = map.get_or_insert_mut(caller, || Bucket {
             tokens: burst,
             updated: now,
         });
@@ -115,5 +127,22 @@ mod tests {
         );
         assert!(!l.allow(me, 100.5, 1.0, 5.0));
         assert!(l.allow(me, 101.1, 1.0, 5.0));
+    }
+
+    #[test]
+    fn a_full_map_forgets_the_least_recent_caller_not_everyone() {
+        let l = Limits::with_capacity(3);
+        let (a, b, c, d) = (Id([1; 16]), Id([2; 16]), Id([3; 16]), Id([4; 16]));
+        // a, b and c drain their buckets (burst 1).
+        for who in [a, b, c] {
+            assert!(l.allow(who, 100.0, 0.001, 1.0));
+            assert!(!l.allow(who, 100.0, 0.001, 1.0));
+        }
+        // a is seen again, so b is now the least recent; a new caller pushes b out.
+        assert!(!l.allow(a, 100.0, 0.001, 1.0));
+        assert!(l.allow(d, 100.0, 0.001, 1.0));
+        assert!(!l.allow(a, 100.0, 0.001, 1.0), "a keeps its empty bucket");
+        assert!(!l.allow(c, 100.0, 0.001, 1.0), "c keeps its empty bucket");
+        assert!(l.allow(b, 100.0, 0.001, 1.0), "b was forgotten");
     }
 }

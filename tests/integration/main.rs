@@ -8,6 +8,7 @@ mod abuse;
 mod auth;
 mod cli;
 mod conversations;
+mod devices;
 pub mod durability;
 mod e2e;
 mod envelopes;

@@ -53,7 +53,7 @@ pub async fn emit(
             conversation_id: conversation.map(|c| c.0.to_vec()),
         })
         .collect();
-    let expires = state.now() + state.config.event_ttl_secs as i64;
+    let expires = crate::clock::expiry(state.now(), state.config.event_ttl_secs);
     state.store.insert_events(&events, expires).await?;
     wake(state, to).await;
     Ok(())

@@ -75,7 +75,7 @@ pub async fn send(
             &c.id,
             &req.message_id.0,
             &pairs,
-            now + ttl,
+            crate::clock::expiry(now, ttl.max(0) as u64),
             i64::from(state.config.device_quota),
         )
         .await?;

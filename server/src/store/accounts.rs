@@ -352,6 +352,19 @@ impl Store {
         })
     }
 
+    /// The member and device a refresh token belongs to, used or not.
+    pub async fn refresh_owner(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<(Option<Vec<u8>>, Option<Vec<u8>>)>> {
+        Ok(with_db!(self, read, |pool| {
+            sqlx::query_as("SELECT member_id, device_id FROM refresh_tokens WHERE hash = $1")
+                .bind(hash)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
     /// Logout: delete the refresh token's family.
     pub async fn delete_refresh_family(&self, hash: &[u8]) -> Result<bool> {
         let n = with_db!(self, write, |pool| {
