@@ -17,3 +17,4 @@ mod hardening;
 mod metadata;
 mod push;
 mod retention;
+mod signing_key;
