@@ -138,6 +138,8 @@ config_struct! {
     login_failures_before_backoff: u32 = 5;
     /// Least number of seconds between two wake signals to one device. A wake is content-free
     /// and sent only inside the device's safe hours; this bounds how often a phone can buzz.
+    /// The limit is stored rounded up to the hour (no stored time gives the wake's minute
+    /// back), so the next wake also waits for the following full hour.
     push_min_interval_secs: u64 = 900;
     /// Accept push endpoints over plain `http://` and on loopback or private addresses.
     /// For tests and development only: leave it off in production, where every endpoint must
