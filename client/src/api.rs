@@ -7,13 +7,14 @@
 use crate::error::{Error, Result};
 use crate::stream::Stream;
 use quietline_proto::Id;
+use quietline_proto::crypto::keys::IdentityKeyPair;
 use quietline_proto::wire::{
     Accepted, Ack, Acked, Bundle, Certificate, Challenge, Conversation, ConversationList,
     ConversationOpened, DeviceKeys, DeviceRegistered, Duty, Enroll, Enrolled, Health, Inbox,
     Invite, Invited, LoggedIn, Login, LogoutRequest, MemberDevice, MemberDevices, OpenConversation,
     OrgKeyChain, OrgSettings, PowSolution, PrekeyCount, PushRegistration, Recipients,
-    RefreshRequest, RegisterDevice, ReturnRequest, SendMessage, SetOrgKey, TokenPair, Transfer,
-    UploadPrekeys,
+    RefreshRequest, RegisterDevice, ReturnRequest, Returned, SendMessage, SetOrgKey, TokenPair,
+    Transfer, UploadPrekeys,
 };
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
@@ -344,8 +345,26 @@ impl Api {
     pub async fn logout(&self, refresh_token: &str) -> Result<()> {
         let req = LogoutRequest {
             refresh_token: refresh_token.to_owned(),
+            remove_device: false,
         };
         self.call_no_content(Method::POST, "/v1/auth/logout", Some(&req))
+            .await
+    }
+
+    /// `POST /v1/auth/logout` with `remove_device`: end the session and remove the member
+    /// device it belongs to (a browser signed out for good).
+    pub async fn logout_removing_device(&self, refresh_token: &str) -> Result<()> {
+        let req = LogoutRequest {
+            refresh_token: refresh_token.to_owned(),
+            remove_device: true,
+        };
+        self.call_no_content(Method::POST, "/v1/auth/logout", Some(&req))
+            .await
+    }
+
+    /// `DELETE /v1/devices/{id}`: remove one of the signed-in member's own devices.
+    pub async fn remove_device(&self, device: Id) -> Result<()> {
+        self.call_no_content::<()>(Method::DELETE, &format!("/v1/devices/{device}"), None)
             .await
     }
 
@@ -488,12 +507,23 @@ impl Api {
             .await
     }
 
-    /// `POST /v1/exit/return`: come back after `hide` with the exit token and a freshly
-    /// solved proof-of-work (see [`Api::challenge`] and [`solve_challenge`]); returns the new
-    /// token pair.
-    pub async fn exit_return(&self, exit_token: &str, pow: PowSolution) -> Result<TokenPair> {
+    /// `POST /v1/exit/return`: come back after `hide` with the exit token, a freshly
+    /// solved proof-of-work (see [`Api::challenge`] and [`solve_challenge`]) and the device's
+    /// identity, whose Ed25519 key signs the challenge. Returns the new token pair and the new
+    /// exit token, which replaces the old one (store it; the old one no longer works).
+    pub async fn exit_return(
+        &self,
+        exit_token: &str,
+        pow: PowSolution,
+        identity: &IdentityKeyPair,
+    ) -> Result<Returned> {
+        let signature = identity.sign(&ReturnRequest::signed_message(pow.challenge.as_slice()));
+        let req = ReturnRequest {
+            pow,
+            signature: quietline_proto::b64::Bytes(signature.to_vec()),
+        };
         self.with_token(exit_token)
-            .call_json(Method::POST, "/v1/exit/return", &ReturnRequest { pow })
+            .call_json(Method::POST, "/v1/exit/return", &req)
             .await
     }
 
@@ -570,6 +600,10 @@ impl RawRequest {
 
     pub fn put(path: impl Into<String>) -> RawRequest {
         RawRequest::new(Method::PUT, path)
+    }
+
+    pub fn delete(path: impl Into<String>) -> RawRequest {
+        RawRequest::new(Method::DELETE, path)
     }
 
     /// Add a header. Invalid names or values are an `Err` rather than silently dropped.

@@ -454,6 +454,22 @@ impl SecureClient {
         result
     }
 
+    /// Come back after `hide`: solve a fresh proof-of-work, sign its challenge with this
+    /// device's identity key, and adopt the new tokens and the new exit token the relay
+    /// answers with (the old exit token stops working). Saved at once.
+    pub async fn come_back(&mut self) -> Result<()> {
+        let token = self.state.exit_token.clone().ok_or(Error::NoToken)?;
+        let challenge = self.relay.challenge().await?;
+        let pow = crate::api::solve_challenge(challenge).await?;
+        let back = self
+            .relay
+            .exit_return(token.as_str(), pow, self.state.secrets.identity())
+            .await?;
+        self.state.exit_token = Some(Token::new(back.exit_token.as_str()));
+        self.set_tokens(&back.tokens);
+        self.save()
+    }
+
     // ------------------------------------------------------------ sending
 
     /// Encrypt and send a text message to every current recipient device.

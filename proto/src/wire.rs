@@ -54,6 +54,10 @@ pub struct RefreshRequest {
 #[serde(deny_unknown_fields)]
 pub struct LogoutRequest {
     pub refresh_token: String,
+    /// Also remove the member device this session belongs to (a browser being signed out
+    /// for good). Ignored for survivor devices, which leave by quick exit.
+    #[serde(default)]
+    pub remove_device: bool,
 }
 
 // ---------------------------------------------------------------- devices
@@ -581,13 +585,46 @@ pub struct Exited {
     pub status: String,
 }
 
-/// `POST /v1/exit/return`: come back after `hide`, authorised by the exit token plus a fresh
-/// proof-of-work; returns new tokens.
+/// `POST /v1/exit/return`: come back after `hide`, authorised by the exit token, a fresh
+/// proof-of-work, and a signature by the device's own Ed25519 signing key (the one it
+/// registered) over [`ReturnRequest::signed_message`] of that proof-of-work's challenge. The
+/// exit token alone is not a login: it only proves that a phone once held it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReturnRequest {
     pub pow: PowSolution,
+    /// Ed25519 signature (64 bytes) over `signed_message(pow.challenge)`.
+    pub signature: Bytes,
+}
+
+impl ReturnRequest {
+    /// Domain separation for the return signature: it can be mistaken for no other signed
+    /// statement of the device.
+    pub const SIGNATURE_CONTEXT: &'static [u8] = b"relay exit return v1\0";
+
+    /// The bytes a returning device signs: the context, then the server's challenge.
+    pub fn signed_message(challenge: &[u8]) -> Vec<u8> {
+        let mut m = Vec::with_capacity(Self::SIGNATURE_CONTEXT.len() + challenge.len());
+        m.extend_from_slice(Self::SIGNATURE_CONTEXT);
+        m.extend_from_slice(challenge);
+        m
+    }
+}
+
+/// The answer to a successful `POST /v1/exit/return`: new tokens and a new exit token. The
+/// old exit token stops working: whoever copied it off the phone cannot use it again.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Returned {
+    pub tokens: TokenPair,
+    pub exit_token: String,
+}
+
+impl std::fmt::Debug for Returned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Returned").finish_non_exhaustive()
+    }
 }
 
 // ---------------------------------------------------------------- wake signals

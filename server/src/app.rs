@@ -53,9 +53,13 @@ impl AppState {
         store: Store,
     ) -> anyhow::Result<AppState> {
         let secret = if config.jwt_secret.expose().is_empty() {
-            store
-                .server_secret("jwt_hs256", || crate::random::bytes::<32>().to_vec())
-                .await?
+            if store.backend() == Backend::Postgres {
+                tracing::warn!(
+                    "no jwt_secret configured: this replica signs tokens with its own key file; \
+                     replicas behind one address must share jwt_secret (docs/OPERATIONS.md)"
+                );
+            }
+            crate::secret_file::signing_secret(&config.data_dir, &store).await?
         } else {
             config.jwt_secret.expose().as_bytes().to_vec()
         };

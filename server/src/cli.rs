@@ -261,10 +261,15 @@ async fn admin(
     Ok(())
 }
 
-/// Plain HTTP/1.1 GET of /healthz on the configured address, without an HTTP client.
+/// Plain HTTP/1.1 GET of /healthz on the configured address (under the route prefix, or on
+/// the admin listener with `health_on_admin`), without an HTTP client.
 pub fn healthcheck(config: &Config) -> ExitCode {
-    let addr = config
-        .listen
+    let (listen, path) = if config.health_on_admin {
+        (&config.admin_listen, "/healthz".to_owned())
+    } else {
+        (&config.listen, format!("{}/healthz", config.route_prefix))
+    };
+    let addr = listen
         .replace("0.0.0.0", "127.0.0.1")
         .replace("[::]", "[::1]");
     let ok = (|| -> std::io::Result<bool> {
@@ -276,7 +281,7 @@ pub fn healthcheck(config: &Config) -> ExitCode {
         s.set_read_timeout(Some(timeout))?;
         write!(
             s,
-            "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
         )?;
         let mut buf = Vec::new();
         s.take(4096).read_to_end(&mut buf)?;

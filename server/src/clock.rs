@@ -51,9 +51,31 @@ pub fn hour(t: i64) -> i64 {
     t - t.rem_euclid(3600)
 }
 
+/// The stored form of an expiry `ttl_secs` after `now`: rounded UP to the next hour, so a
+/// stored expiry never gives back the exact time a message was sent, a token refreshed or a
+/// wake signal went out; things live up to an hour longer than their lifetime, never less.
+pub fn expiry(now: i64, ttl_secs: u64) -> i64 {
+    let t = now.saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX));
+    match t.rem_euclid(3600) {
+        0 => t,
+        r => t.saturating_add(3600 - r),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiries_round_up_to_the_hour() {
+        assert_eq!(expiry(7200, 0), 7200);
+        assert_eq!(expiry(7200, 1), 10_800);
+        assert_eq!(expiry(7199, 1), 7200);
+        assert_eq!(expiry(1_700_000_123, 300) % 3600, 0);
+        assert!(expiry(1_700_000_123, 300) >= 1_700_000_423);
+        assert!(expiry(1_700_000_123, 300) < 1_700_000_423 + 3600);
+        assert_eq!(expiry(i64::MAX - 5, u64::MAX), i64::MAX);
+    }
 
     #[test]
     fn hour_rounds_down() {

@@ -79,8 +79,11 @@ config_struct! {
     /// Every API route is served under this prefix (for example `/x7k2`), so the host and
     /// path reveal nothing to a network observer. Empty means no prefix.
     route_prefix: String = String::new();
-    /// Secret for signing access tokens (at least 32 bytes). Empty means: generate one and keep
-    /// it in the database, shared by every replica.
+    /// Secret for signing access tokens (at least 32 bytes). Empty means: generate one on
+    /// first start and keep it in the file `jwt_secret` (mode 0600) in `data_dir`, never in
+    /// the database, so a database backup cannot forge tokens. PostgreSQL replicas must share
+    /// one secret: set it here (or with `QUIETLINE_JWT_SECRET_FILE`), otherwise each replica
+    /// uses its own file and warns at start.
     jwt_secret: Secret = Secret::default();
     /// Previous token secrets still accepted for verification during a rotation.
     jwt_previous_secrets: Vec<Secret> = Vec::new();
@@ -121,6 +124,16 @@ config_struct! {
     request_timeout_secs: u64 = 30;
     /// Seconds between runs of the retention sweeper.
     sweep_interval_secs: u64 = 60;
+    /// Lifetime of a survivor device that has no conversation, in seconds. A device that
+    /// registers and never opens a conversation (or whose conversation was purged before it
+    /// opened another) is deleted with its keys and tokens once it is this old.
+    orphan_device_ttl_secs: u64 = 24 * 3600;
+    /// Member devices (browsers, apps) not seen for this many seconds are removed by the
+    /// sweeper, and messages are encrypted only to devices seen within this time.
+    member_device_ttl_secs: u64 = 30 * 24 * 3600;
+    /// Serve `/healthz`, `/readyz` and `/v1/openapi.json` on the admin listener instead of
+    /// under `route_prefix` on the API listener. Needs `admin_listen`.
+    health_on_admin: bool = false;
     /// Login attempts one member account allows per `login_window_secs`. Each attempt is
     /// counted before its password is checked (so concurrent guesses cannot exceed it); a
     /// successful login resets the count. Beyond it every attempt on that account gets the
@@ -202,6 +215,8 @@ config_struct! {
     max_events_per_device: u32 = 1000;
     /// Least number of seconds between two wake signals to one device. A wake is content-free
     /// and sent only inside the device's safe hours; this bounds how often a phone can buzz.
+    /// The limit is stored rounded up to the hour (no stored time gives the wake's minute
+    /// back), so the next wake also waits for the following full hour.
     push_min_interval_secs: u64 = 900;
     /// Accept push endpoints over plain `http://` and on loopback or private addresses.
     /// For tests and development only: leave it off in production, where every endpoint must
@@ -332,6 +347,8 @@ impl Config {
             || self.login_window_secs == 0
             || self.header_read_timeout_secs == 0
             || self.stream_recheck_secs == 0
+            || self.orphan_device_ttl_secs == 0
+            || self.member_device_ttl_secs == 0
         {
             return bad("intervals must be positive");
         }
@@ -345,6 +362,9 @@ impl Config {
         }
         if self.stream_max_message_bytes < 1024 {
             return bad("stream_max_message_bytes must be at least 1024");
+        }
+        if self.health_on_admin && self.admin_listen.is_empty() {
+            return bad("health_on_admin needs admin_listen");
         }
         Ok(())
     }

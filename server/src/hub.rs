@@ -131,17 +131,7 @@ pub async fn listen_postgres(pool: sqlx::PgPool, hub: Arc<Hub>) {
         }
         loop {
             match listener.recv().await {
-                Ok(n) => {
-                    let payload = n.payload();
-                    let (kind, id) = payload.split_at(payload.len().min(2));
-                    if let Ok(id) = id.parse::<Id>() {
-                        match kind {
-                            "w:" => hub.wake(&id),
-                            "c:" => hub.close(&id),
-                            _ => {}
-                        }
-                    }
-                }
+                Ok(n) => apply(&hub, n.payload()),
                 Err(e) => {
                     tracing::warn!(error = %e, "lost the notification connection; reconnecting");
                     break;
@@ -151,9 +141,48 @@ pub async fn listen_postgres(pool: sqlx::PgPool, hub: Arc<Hub>) {
     }
 }
 
+/// Act on one notification payload, `w:<id>` or `c:<id>`. Anything else (a payload from
+/// another program on the channel, non-ASCII text, a bad id) is ignored, never a panic.
+pub fn apply(hub: &Hub, payload: &str) {
+    let (Some(kind), Some(id)) = (payload.get(..2), payload.get(2..)) else {
+        return;
+    };
+    let Ok(id) = id.parse::<Id>() else {
+        return;
+    };
+    match kind {
+        "w:" => hub.wake(&id),
+        "c:" => hub.close(&id),
+        _ => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn odd_notifications_are_ignored_without_panicking() {
+        let hub = Hub::default();
+        let id = Id([3; 16]);
+        let l = hub.subscribe(id);
+        for payload in [
+            "",
+            "w",
+            "é",
+            "éé",
+            "wé",
+            "w:é",
+            "ü:x",
+            "c:not-an-id",
+            "x:{id}",
+        ] {
+            apply(&hub, payload);
+        }
+        assert!(!l.is_closed());
+        apply(&hub, &format!("c:{id}"));
+        assert!(l.is_closed());
+    }
 
     #[tokio::test]
     async fn wake_reaches_only_that_devices_streams() {

@@ -13,6 +13,7 @@ pub mod http;
 pub mod hub;
 pub mod limits;
 pub mod random;
+pub mod secret_file;
 pub mod serve;
 pub mod service;
 pub mod store;

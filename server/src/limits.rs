@@ -7,8 +7,10 @@
 //! share one bucket per route for everyone, keyed by nothing at all; the proof-of-work
 //! difficulty rises with how many challenges this replica handed out in the last minute.
 
+use lru::LruCache;
 use quietline_proto::Id;
 use std::collections::HashMap;
+use std::num::NonZeroUsize;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -143,7 +145,9 @@ impl Slots {
 #[derive(Debug)]
 pub struct Limits {
     challenges: Mutex<Window>,
-    buckets: Mutex<HashMap<Id, Bucket>>,
+    /// Least recently seen callers are forgotten first when full: one new caller costs one
+    /// other caller (the longest quiet) a fresh bucket, never everyone.
+    buckets: Mutex<LruCache<Id, Bucket>>,
     anonymous: Mutex<HashMap<AnonRoute, Bucket>>,
     /// Argon2 hashes and verifications (each holds about 19 MiB while it runs).
     pub argon2: Slots,
@@ -151,20 +155,31 @@ pub struct Limits {
     pub exit: Slots,
 }
 
+/// Most callers tracked at once.
+const MAX_TRACKED: usize = 100_000;
+
 impl Default for Limits {
     fn default() -> Self {
-        Limits::new(&crate::config::Config::default())
+        Self::with_capacity(MAX_TRACKED)
     }
 }
 
-/// Most callers tracked at once; older entries are dropped first when full.
-const MAX_TRACKED: usize = 100_000;
-
 impl Limits {
     pub fn new(c: &crate::config::Config) -> Limits {
+        Self::with_config_and_capacity(c, MAX_TRACKED)
+    }
+
+    /// Limits tracking at most `callers` rate-limit buckets.
+    pub fn with_capacity(callers: usize) -> Self {
+        Self::with_config_and_capacity(&crate::config::Config::default(), callers)
+    }
+
+    fn with_config_and_capacity(c: &crate::config::Config, callers: usize) -> Limits {
         Limits {
             challenges: Default::default(),
-            buckets: Default::default(),
+            buckets: Mutex::new(LruCache::new(
+                NonZeroUsize::new(callers).unwrap_or(NonZeroUsize::MIN),
+            )),
             anonymous: Default::default(),
             argon2: Slots::new(c.argon2_concurrency as usize, c.argon2_queue as usize),
             exit: Slots::new(c.exit_concurrency as usize, c.exit_queue as usize),
@@ -210,15 +225,7 @@ impl Limits {
         let Ok(mut map) = self.buckets.lock() else {
             return true;
         };
-        if map.len() >= MAX_TRACKED && !map.contains_key(&caller) {
-            // Forget callers whose buckets are full again; they lose nothing.
-            map.retain(|_, b| b.tokens + (now - b.updated) * rate < burst);
-            if map.len() >= MAX_TRACKED {
-                map.clear();
-            }
-        }
-        map.entry(caller)
-            .or_insert_with(|| Bucket::full(burst, now))
+        map.get_or_insert_mut(caller, || Bucket::full(burst, now))
             .take(now, rate, burst)
     }
 }
@@ -290,5 +297,22 @@ mod tests {
         );
         assert!(!l.allow(me, 100.5, 1.0, 5.0));
         assert!(l.allow(me, 101.1, 1.0, 5.0));
+    }
+
+    #[test]
+    fn a_full_map_forgets_the_least_recent_caller_not_everyone() {
+        let l = Limits::with_capacity(3);
+        let (a, b, c, d) = (Id([1; 16]), Id([2; 16]), Id([3; 16]), Id([4; 16]));
+        // a, b and c drain their buckets (burst 1).
+        for who in [a, b, c] {
+            assert!(l.allow(who, 100.0, 0.001, 1.0));
+            assert!(!l.allow(who, 100.0, 0.001, 1.0));
+        }
+        // a is seen again, so b is now the least recent; a new caller pushes b out.
+        assert!(!l.allow(a, 100.0, 0.001, 1.0));
+        assert!(l.allow(d, 100.0, 0.001, 1.0));
+        assert!(!l.allow(a, 100.0, 0.001, 1.0), "a keeps its empty bucket");
+        assert!(!l.allow(c, 100.0, 0.001, 1.0), "c keeps its empty bucket");
+        assert!(l.allow(b, 100.0, 0.001, 1.0), "b was forgotten");
     }
 }

@@ -48,10 +48,18 @@ fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
         .clone()
 }
 
-/// The admin router: `/metrics` only.
+/// The admin router: `/metrics`, and with `health_on_admin` also `/healthz`, `/readyz` and
+/// `/v1/openapi.json`.
 pub fn admin_app(state: AppState) -> axum::Router {
     let handle = metrics_handle();
-    axum::Router::new().route(
+    let extra = if state.config.health_on_admin {
+        crate::http::routes::health::router()
+            .merge(crate::http::openapi::router())
+            .with_state(state.clone())
+    } else {
+        axum::Router::new()
+    };
+    axum::Router::new().merge(extra).route(
         "/metrics",
         axum::routing::get(move || {
             let handle = handle.clone();

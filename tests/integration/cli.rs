@@ -21,7 +21,10 @@ async fn admin_commands_create_orgs_invite_and_revoke_members(backend: Backend) 
     let file = dir.path().join("q.toml");
     let mut toml = match (&s.data_dir, &s.database_url) {
         (Some(d), _) => format!("data_dir = {:?}\n", d.path().display().to_string()),
-        (_, Some(url)) => format!("database_url = {url:?}\n"),
+        (_, Some(url)) => format!(
+            "database_url = {url:?}\ndata_dir = {:?}\n",
+            s.key_dir.as_ref().unwrap().path().display().to_string()
+        ),
         _ => unreachable!(),
     };
     toml.push_str(&format!(

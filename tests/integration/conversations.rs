@@ -239,9 +239,47 @@ async fn queue_puts_urgent_first_and_transfer_and_close_work(backend: Backend) {
     s.stop().await;
 }
 
+async fn closed_conversations_are_not_told_an_advocate_came_on_duty(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    s.create_org("hotline").await;
+    let sup = s.member("hotline", "sam", Role::Supervisor).await;
+    sup.api
+        .set_org_settings(&OrgSettings {
+            purge_on_close: Some(false),
+            ..OrgSettings::default()
+        })
+        .await
+        .unwrap();
+    let adv = s.member("hotline", "ana", Role::Advocate).await;
+    let open = async |sur: &Survivor| {
+        sur.api
+            .open_conversation("hotline", &OpenConversation::default())
+            .await
+            .unwrap()
+            .conversation
+            .id
+    };
+    let waiting = s.survivor().await;
+    open(&waiting).await;
+    let closed = s.survivor().await;
+    let closed_conv = open(&closed).await;
+    // Closed while still waiting: kept (purge-on-close is off), but nobody is waiting.
+    closed.api.close(closed_conv).await.unwrap();
+    adv.api.set_duty(true).await.unwrap();
+    let told = |evs: Vec<quietline_proto::wire::Event>| {
+        evs.into_iter()
+            .filter(|e| e.kind == EventKind::AdvocateAvailable)
+            .count()
+    };
+    assert_eq!(told(waiting.api.inbox().await.unwrap().events), 1);
+    assert_eq!(told(closed.api.inbox().await.unwrap().events), 0);
+    s.stop().await;
+}
+
 quietline_tests::on_both!(
     out_of_hours_contact_opens_and_is_woken_when_someone_comes_on_duty,
     exactly_one_of_concurrent_claims_wins,
     one_time_prekey_is_never_handed_out_twice,
     queue_puts_urgent_first_and_transfer_and_close_work,
+    closed_conversations_are_not_told_an_advocate_came_on_duty,
 );

@@ -106,19 +106,17 @@ async fn accepted_envelopes_survive_kill_9(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let mut env = vec![];
     let mut config = test_config();
-    match backend {
-        Backend::Sqlite => {
-            env.push((
-                "QUIETLINE_DATA_DIR".to_owned(),
-                dir.path().display().to_string(),
-            ));
-            config.data_dir = dir.path().to_owned();
-        }
-        Backend::Postgres => {
-            let url = fresh_postgres_database(&postgres_url().unwrap()).await;
-            env.push(("QUIETLINE_DATABASE_URL".to_owned(), url.clone()));
-            config.database_url = quietline_server::config::Secret::new(url);
-        }
+    // The data directory: the SQLite database, or (PostgreSQL) only the token key file,
+    // shared by the child server and the handle the test uses.
+    env.push((
+        "QUIETLINE_DATA_DIR".to_owned(),
+        dir.path().display().to_string(),
+    ));
+    config.data_dir = dir.path().to_owned();
+    if backend == Backend::Postgres {
+        let url = fresh_postgres_database(&postgres_url().unwrap()).await;
+        env.push(("QUIETLINE_DATABASE_URL".to_owned(), url.clone()));
+        config.database_url = quietline_server::config::Secret::new(url);
     }
     let (mut child, base) = spawn_server(&env);
     // Set up through a second handle on the same database.

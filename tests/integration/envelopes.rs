@@ -4,7 +4,8 @@
 use quietline_client::Stream;
 use quietline_proto::ErrorCode;
 use quietline_proto::wire::{
-    EventKind, OpenConversation, OutgoingEnvelope, Role, SendMessage, ServerFrame,
+    EventKind, OneTimePrekey, OpenConversation, OutgoingEnvelope, Role, SendMessage, ServerFrame,
+    UploadPrekeys,
 };
 use quietline_tests::*;
 use std::time::Duration;
@@ -154,7 +155,8 @@ async fn expiry_deletes_undelivered_envelopes(backend: Backend) {
         1,
         "not yet expired"
     );
-    s.clock.advance(24 * 3600 + 1);
+    // The stored expiry is rounded up to the hour: past it by then.
+    s.clock.advance(24 * 3600 + 3600);
     // Expired envelopes are not delivered even before the sweeper runs...
     let fresh = s
         .login(
@@ -337,6 +339,108 @@ async fn stream_redelivers_unacknowledged_envelopes_after_reconnect(backend: Bac
     s.stop().await;
 }
 
+/// The relay keeps no record of what was delivered (it would be a record of who talked
+/// when), so a resend of a message id the recipient has already acknowledged is stored and
+/// delivered again, once; telling it apart is the recipient's job (the SDK drops message ids
+/// it has seen, and the ratchet refuses a replayed message key).
+async fn a_resend_after_acknowledgement_is_delivered_again_once(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    s.create_org("hotline").await;
+    let a = s.member("hotline", "ana", Role::Advocate).await;
+    a.api.set_duty(true).await.unwrap();
+    let sur = s.survivor().await;
+    let conv = sur
+        .api
+        .open_conversation("hotline", &OpenConversation::default())
+        .await
+        .unwrap()
+        .conversation
+        .id;
+    let msg = one_envelope(a.device_id);
+    sur.api.send(conv, &msg).await.unwrap();
+    let first = a.api.inbox().await.unwrap().envelopes;
+    assert_eq!(first.len(), 1);
+    a.api.ack(&[msg.message_id]).await.unwrap();
+    assert_eq!(s.store().count_envelopes(&a.device_id.0).await.unwrap(), 0);
+
+    let accepted = sur.api.send(conv, &msg).await.unwrap();
+    assert_eq!(accepted.accepted, 1);
+    sur.api.send(conv, &msg).await.unwrap();
+    let again = a.api.inbox().await.unwrap().envelopes;
+    assert_eq!(again.len(), 1, "stored again, once");
+    assert_eq!(again[0].id, msg.message_id);
+    assert_eq!(again[0].ciphertext, first[0].ciphertext);
+    s.stop().await;
+}
+
+async fn concurrent_sends_and_uploads_cannot_pass_the_caps(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| c.device_quota = 5).await;
+    s.create_org("hotline").await;
+    let a = s.member("hotline", "ana", Role::Advocate).await;
+    a.api.set_duty(true).await.unwrap();
+    let sur = s.survivor().await;
+    let conv = sur
+        .api
+        .open_conversation("hotline", &OpenConversation::default())
+        .await
+        .unwrap()
+        .conversation
+        .id;
+    let sends = (0..20).map(|_| {
+        let api = sur.api.clone();
+        let msg = one_envelope(a.device_id);
+        tokio::spawn(async move { api.send(conv, &msg).await })
+    });
+    let mut accepted = 0;
+    for r in futures_util::future::join_all(sends).await {
+        match r.unwrap() {
+            Ok(_) => accepted += 1,
+            Err(e) => assert!(e.is(ErrorCode::QuotaExceeded), "{e}"),
+        }
+    }
+    assert_eq!(accepted, 5);
+    assert_eq!(s.store().count_envelopes(&a.device_id.0).await.unwrap(), 5);
+
+    // The device holds 19 one-time prekeys (20, less the one the survivor's open took); the
+    // cap is 1000 and a request carries 200, so exactly four of ten concurrent uploads fit.
+    let before = s
+        .store()
+        .count_one_time_prekeys(&a.device_id.0)
+        .await
+        .unwrap();
+    assert_eq!(before, 19);
+    let uploads = (0..10u32).map(|i| {
+        let api = a.api.clone();
+        let keys = fake_keys(0);
+        let req = UploadPrekeys {
+            signed_prekey: None,
+            one_time_prekeys: (0..200)
+                .map(|k| OneTimePrekey {
+                    id: 10_000 + i * 1000 + k,
+                    public_key: keys.identity_key.clone(),
+                })
+                .collect(),
+        };
+        tokio::spawn(async move { api.upload_prekeys(&req).await })
+    });
+    let mut uploaded = 0;
+    for r in futures_util::future::join_all(uploads).await {
+        match r.unwrap() {
+            Ok(_) => uploaded += 1,
+            Err(e) => assert!(e.is(ErrorCode::Conflict), "{e}"),
+        }
+    }
+    assert_eq!(uploaded, 4);
+    assert_eq!(
+        s.store()
+            .count_one_time_prekeys(&a.device_id.0)
+            .await
+            .unwrap(),
+        before + 4 * 200
+    );
+    s.stop().await;
+}
+
 quietline_tests::on_both!(
     survivor_advocate_exchange_over_stream_and_http,
     expiry_deletes_undelivered_envelopes,
@@ -344,4 +448,6 @@ quietline_tests::on_both!(
     resend_with_the_same_id_is_stored_once,
     full_queue_refuses_with_quota_exceeded,
     stream_redelivers_unacknowledged_envelopes_after_reconnect,
+    a_resend_after_acknowledgement_is_delivered_again_once,
+    concurrent_sends_and_uploads_cannot_pass_the_caps,
 );

@@ -4,9 +4,10 @@
 
 use quietline_client::{Api, ExitMode, RawRequest, Stream, solve_challenge};
 use quietline_proto::b64::Bytes;
+use quietline_proto::crypto::keys::IdentityKeyPair;
 use quietline_proto::wire::{
-    Event, EventKind, OpenConversation, OutgoingEnvelope, PowSolution, Role, SendMessage,
-    ServerFrame,
+    Event, EventKind, OpenConversation, OutgoingEnvelope, PowSolution, ReturnRequest, Returned,
+    Role, SendMessage, ServerFrame,
 };
 use quietline_proto::{ErrorCode, Id};
 use quietline_tests::*;
@@ -154,7 +155,7 @@ async fn wipe_kills_tokens_at_once_even_expired_ones(backend: Backend) {
     refused(s.api().refresh(&sur.refresh_token).await.unwrap_err());
     refused(
         s.api()
-            .exit_return(&sur.exit_token, fresh_pow(&s).await)
+            .exit_return(&sur.exit_token, fresh_pow(&s).await, &sur.identity)
             .await
             .unwrap_err(),
     );
@@ -263,7 +264,7 @@ async fn hide_holds_delivery_and_return_restores_it(backend: Backend) {
     };
     let err = s
         .api()
-        .exit_return(&sur.exit_token, forged)
+        .exit_return(&sur.exit_token, forged, &sur.identity)
         .await
         .unwrap_err();
     assert!(err.is(ErrorCode::InvalidProofOfWork), "{err}");
@@ -276,7 +277,7 @@ async fn hide_holds_delivery_and_return_restores_it(backend: Backend) {
     assert_eq!(r.status, 400);
     refused(
         s.api()
-            .exit_return("not-an-exit-token", fresh_pow(&s).await)
+            .exit_return("not-an-exit-token", fresh_pow(&s).await, &sur.identity)
             .await
             .unwrap_err(),
     );
@@ -284,9 +285,11 @@ async fn hide_holds_delivery_and_return_restores_it(backend: Backend) {
 
     let tokens = s
         .api()
-        .exit_return(&sur.exit_token, fresh_pow(&s).await)
+        .exit_return(&sur.exit_token, fresh_pow(&s).await, &sur.identity)
         .await
         .unwrap();
+    let new_exit_token = tokens.exit_token.clone();
+    let tokens = tokens.tokens;
     let back = s.api().with_token(tokens.access_token.as_str());
     let inbox = back.inbox().await.unwrap();
     assert_eq!(inbox.envelopes.len(), 2, "held envelopes are delivered");
@@ -300,10 +303,17 @@ async fn hide_holds_delivery_and_return_restores_it(backend: Backend) {
     // Tokens from before the hide stay dead; the new refresh token works.
     refused(sur.api.inbox().await.unwrap_err());
     s.api().refresh(&tokens.refresh_token).await.unwrap();
-    // Returning twice is refused: the device is no longer hidden.
+    // Returning twice is refused: the device is no longer hidden (and the old exit token
+    // was replaced).
     refused(
         s.api()
-            .exit_return(&sur.exit_token, fresh_pow(&s).await)
+            .exit_return(&new_exit_token, fresh_pow(&s).await, &sur.identity)
+            .await
+            .unwrap_err(),
+    );
+    refused(
+        s.api()
+            .exit_return(&sur.exit_token, fresh_pow(&s).await, &sur.identity)
             .await
             .unwrap_err(),
     );
@@ -417,6 +427,225 @@ async fn exit_latency_per_mode_is_printed(backend: Backend) {
     s.stop().await;
 }
 
+/// `POST /v1/exit/return` with a body signed by `identity` (or with `signature` as given).
+async fn return_raw(
+    s: &TestServer,
+    exit_token: &str,
+    identity: &IdentityKeyPair,
+    signature: Option<Vec<u8>>,
+) -> quietline_client::RawResponse {
+    let pow = fresh_pow(s).await;
+    let signature = signature.unwrap_or_else(|| {
+        identity
+            .sign(&ReturnRequest::signed_message(pow.challenge.as_slice()))
+            .to_vec()
+    });
+    let body = serde_json::to_vec(&ReturnRequest {
+        pow,
+        signature: Bytes(signature),
+    })
+    .unwrap();
+    s.api()
+        .raw(
+            RawRequest::post("/v1/exit/return")
+                .json_bytes(body)
+                .authorization(&format!("Bearer {exit_token}"))
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+}
+
+async fn exit_return_needs_the_devices_signature_and_every_failure_answers_the_same(
+    backend: Backend,
+) {
+    let (s, adv) = setup(backend).await;
+    let (hidden, _) = engaged(&s, &adv).await;
+    s.api()
+        .exit(&hidden.exit_token, ExitMode::Hide)
+        .await
+        .unwrap();
+    let (wiped, _) = engaged(&s, &adv).await;
+    s.api()
+        .exit(&wiped.exit_token, ExitMode::Hide)
+        .await
+        .unwrap();
+    s.api()
+        .exit(&wiped.exit_token, ExitMode::Wipe)
+        .await
+        .unwrap();
+    let (not_hidden, _) = engaged(&s, &adv).await;
+    let stranger = IdentityKeyPair::generate().unwrap();
+
+    let failures = [
+        // The exit token and a proof-of-work, signed by another key: not a login.
+        (
+            "wrong key",
+            return_raw(&s, &hidden.exit_token, &stranger, None).await,
+        ),
+        (
+            "signature not 64 bytes",
+            return_raw(&s, &hidden.exit_token, &hidden.identity, Some(vec![1; 10])).await,
+        ),
+        (
+            "signature over another challenge",
+            return_raw(
+                &s,
+                &hidden.exit_token,
+                &hidden.identity,
+                Some(
+                    hidden
+                        .identity
+                        .sign(&ReturnRequest::signed_message(&[9; 32]))
+                        .to_vec(),
+                ),
+            )
+            .await,
+        ),
+        (
+            "wiped",
+            return_raw(&s, &wiped.exit_token, &wiped.identity, None).await,
+        ),
+        (
+            "never existed",
+            return_raw(&s, "no-such-exit-token", &stranger, None).await,
+        ),
+        (
+            "not hidden",
+            return_raw(&s, &not_hidden.exit_token, &not_hidden.identity, None).await,
+        ),
+    ];
+    for (label, r) in &failures {
+        assert_eq!(r.status, 401, "{label}");
+        assert_eq!(r.body, failures[0].1.body, "{label}: the same bytes");
+    }
+    assert_error_code(&failures[0].1.body, "unauthorized");
+    // None of them brought anything back.
+    let row = s
+        .store()
+        .device_auth(&hidden.device_id.0)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.hidden, 1);
+
+    // The device's own key: back, with a new exit token; the old one is spent.
+    let r = return_raw(&s, &hidden.exit_token, &hidden.identity, None).await;
+    assert_eq!(r.status, 200);
+    let back: Returned = serde_json::from_slice(&r.body).unwrap();
+    assert_ne!(back.exit_token, hidden.exit_token);
+    let api = s.api().with_token(back.tokens.access_token.as_str());
+    api.inbox().await.unwrap();
+    let old = quietline_server::random::token_hash(&hidden.exit_token);
+    assert!(
+        s.store()
+            .device_by_exit_token(&old)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The old exit token does nothing any more; the new one hides the device again.
+    s.api()
+        .exit(&hidden.exit_token, ExitMode::Hide)
+        .await
+        .unwrap();
+    api.inbox().await.unwrap();
+    s.api()
+        .exit(&back.exit_token, ExitMode::Hide)
+        .await
+        .unwrap();
+    refused(api.inbox().await.unwrap_err());
+    s.stop().await;
+}
+
+fn assert_error_code(body: &[u8], code: &str) {
+    let v: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert_eq!(v["error"]["code"], code);
+}
+
+/// Whether `needle` occurs anywhere in `hay`.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+async fn a_wiped_survivors_ciphertext_is_nowhere_in_the_database_files(backend: Backend) {
+    let (s, adv) = setup(backend).await;
+    let sur = s.survivor().await;
+    let conv = sur
+        .api
+        .open_conversation("hotline", &OpenConversation::default())
+        .await
+        .unwrap()
+        .conversation
+        .id;
+    adv.api.claim(conv).await.unwrap();
+    // One envelope that fits in a page and one that spills onto overflow pages, each way.
+    let mut sent = Vec::new();
+    for (api, to, len) in [
+        (&sur.api, adv.device_id, 1024),
+        (&sur.api, adv.device_id, 16 * 1024),
+        (&adv.api, sur.device_id, 1024),
+        (&adv.api, sur.device_id, 16 * 1024),
+    ] {
+        let ciphertext = opaque(len);
+        api.send(
+            conv,
+            &SendMessage {
+                message_id: random_id(),
+                envelopes: vec![OutgoingEnvelope {
+                    device_id: to,
+                    ciphertext: ciphertext.clone(),
+                }],
+            },
+        )
+        .await
+        .unwrap();
+        sent.push(ciphertext.into_vec());
+    }
+    // Before the wipe the bytes are on disk (so the search below can find them).
+    let files = |dir: &std::path::Path| -> Vec<(String, Vec<u8>)> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("quietline.db")
+            })
+            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+            .collect()
+    };
+    if let Some(dir) = &s.data_dir {
+        let before = files(dir.path());
+        for c in &sent {
+            assert!(
+                before.iter().any(|(_, bytes)| contains(bytes, &c[..64])),
+                "the envelope was written to disk"
+            );
+        }
+    }
+    s.api().exit(&sur.exit_token, ExitMode::Wipe).await.unwrap();
+
+    if let Some(dir) = &s.data_dir {
+        // The database file, the write-ahead log and its index: no slice of any
+        // ciphertext, in live or free pages.
+        for (name, bytes) in files(dir.path()) {
+            for c in &sent {
+                for chunk in c.chunks(64) {
+                    assert!(!contains(&bytes, chunk), "{name} still holds wiped bytes");
+                }
+            }
+        }
+    }
+    let dump = s.store().dump_all_tables().await.unwrap();
+    for c in &sent {
+        let needle = hex(&c[..64]);
+        assert!(dump.iter().all(|(_, row)| !row.contains(&needle)));
+    }
+    s.stop().await;
+}
+
 quietline_tests::on_both!(
     wipe_leaves_no_rows_for_the_device,
     wipe_kills_tokens_at_once_even_expired_ones,
@@ -424,4 +653,6 @@ quietline_tests::on_both!(
     hide_holds_delivery_and_return_restores_it,
     every_exit_answer_is_the_same,
     exit_latency_per_mode_is_printed,
+    exit_return_needs_the_devices_signature_and_every_failure_answers_the_same,
+    a_wiped_survivors_ciphertext_is_nowhere_in_the_database_files,
 );

@@ -46,6 +46,7 @@ fn flood_requests(exit_token: &str) -> Vec<(&'static str, RawRequest)> {
             .unwrap()
             .json(&serde_json::json!({
                 "pow": {"challenge": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "nonce": 1},
+                "signature": "A".repeat(86),
             }))
     };
     let mut out = Vec::new();

@@ -68,7 +68,6 @@ async fn malformed_oversize_and_wrong_bucket_bodies_are_refused_and_store_nothin
         ),
         (RawRequest::post("/v1/conversations/not-an-id/messages").json(&json!({})), ErrorCode::NotFound),
         (RawRequest::post("/v1/devices").json(&json!({"keys": {"identity_key": "AAAA"}})), ErrorCode::BadRequest),
-        (RawRequest::new(quietline_client::Method::DELETE, "/v1/messages"), ErrorCode::MethodNotAllowed),
     ];
     for (req, expected) in cases {
         let r = sur.api.raw(req).await.unwrap();
@@ -279,10 +278,120 @@ async fn a_stalled_request_times_out_with_the_uniform_error(backend: Backend) {
     s.stop().await;
 }
 
+/// The static "no such page" answer, to compare others with.
+async fn not_found_page(api: &quietline_client::Api) -> quietline_client::RawResponse {
+    api.raw(RawRequest::get("/no/such/page")).await.unwrap()
+}
+
+fn same_as_not_found(
+    r: &quietline_client::RawResponse,
+    page: &quietline_client::RawResponse,
+    what: &str,
+) {
+    assert_eq!(r.status, 404, "{what}");
+    assert_eq!(r.body, page.body, "{what}");
+    assert_eq!(
+        r.headers.get("content-type"),
+        page.headers.get("content-type"),
+        "{what}"
+    );
+    assert!(r.headers.get("allow").is_none(), "{what}: no Allow header");
+}
+
+async fn health_and_openapi_are_served_under_the_prefix_only(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| c.route_prefix = "/static/x7k2".into()).await;
+    let bare = quietline_client::Api::new(&s.base).unwrap();
+    let page = not_found_page(&bare).await;
+    for path in ["/healthz", "/readyz", "/v1/openapi.json"] {
+        let r = bare.raw(RawRequest::get(path)).await.unwrap();
+        same_as_not_found(&r, &page, path);
+        let r = s.api().raw(RawRequest::get(path)).await.unwrap();
+        assert_eq!(r.status, 200, "{path} under the prefix");
+    }
+    s.api().healthz().await.unwrap();
+    s.api().readyz().await.unwrap();
+    s.stop().await;
+}
+
+async fn health_and_openapi_can_move_to_the_admin_listener(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| {
+        c.admin_listen = "127.0.0.1:0".into();
+        c.health_on_admin = true;
+    })
+    .await;
+    let page = not_found_page(&s.api()).await;
+    let admin = quietline_client::Api::new(s.admin_base.as_deref().unwrap()).unwrap();
+    for path in ["/healthz", "/readyz", "/v1/openapi.json"] {
+        let r = s.api().raw(RawRequest::get(path)).await.unwrap();
+        same_as_not_found(&r, &page, path);
+        let r = admin.raw(RawRequest::get(path)).await.unwrap();
+        assert_eq!(r.status, 200, "{path} on the admin listener");
+    }
+    admin.readyz().await.unwrap();
+    s.stop().await;
+}
+
+async fn a_wrong_method_on_a_known_path_answers_like_an_unknown_path(backend: Backend) {
+    for prefix in ["", "/static/x7k2"] {
+        let s = TestServer::start_with(backend, |c| c.route_prefix = prefix.into()).await;
+        let sur = s.survivor().await;
+        let page = not_found_page(&s.api()).await;
+        use quietline_client::Method;
+        for (method, path) in [
+            (Method::GET, "/v1/exit".to_owned()),
+            (Method::PUT, "/v1/exit/return".to_owned()),
+            (Method::DELETE, "/v1/conversations".to_owned()),
+            (Method::GET, "/v1/devices/challenge".to_owned()),
+            (Method::POST, "/healthz".to_owned()),
+            (Method::POST, "/v1/openapi.json".to_owned()),
+            (
+                Method::PUT,
+                format!("/v1/conversations/{}/close", random_id()),
+            ),
+            (Method::PATCH, "/v1/messages".to_owned()),
+        ] {
+            let what = format!("{prefix} {method} {path}");
+            let r = sur.api.raw(RawRequest::new(method, path)).await.unwrap();
+            same_as_not_found(&r, &page, &what);
+        }
+        s.stop().await;
+    }
+}
+
+async fn the_api_description_does_not_describe_the_product(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let r = s
+        .api()
+        .raw(RawRequest::get("/v1/openapi.json"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let doc: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(doc["info"]["title"], "API");
+    let info = doc["info"].to_string().to_lowercase();
+    for word in [
+        "quietline",
+        "relay",
+        "encrypt",
+        "survivor",
+        "advocate",
+        "hotline",
+    ] {
+        assert!(!info.contains(word), "the document's info says {word}");
+    }
+    let text = String::from_utf8_lossy(&r.body).to_lowercase();
+    assert!(!text.contains("quietline"), "the product's name");
+    s.stop().await;
+}
+
 quietline_tests::on_both!(
     a_stalled_request_times_out_with_the_uniform_error,
     disguise_prefix_padding_and_static_404,
     malformed_oversize_and_wrong_bucket_bodies_are_refused_and_store_nothing,
     headers_carry_no_product_name_and_api_responses_are_not_cached,
     openapi_lists_the_relay_routes,
+    health_and_openapi_are_served_under_the_prefix_only,
+    health_and_openapi_can_move_to_the_admin_listener,
+    a_wrong_method_on_a_known_path_answers_like_an_unknown_path,
+    the_api_description_does_not_describe_the_product,
 );

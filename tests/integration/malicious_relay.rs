@@ -128,7 +128,8 @@ async fn add_ghost(
     s.tamper(
         "INSERT INTO devices (id, member_id, identity_key, signing_key, identity_signature, \
          signed_prekey_id, signed_prekey, signed_prekey_sig, created_hour, certificate, \
-         certificate_sig, certified_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11)",
+         certificate_sig, certified_until, seen_hour) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $11)",
         vec![
             Arg::Blob(ghost.0.to_vec()),
             Arg::Blob(member.0.to_vec()),

@@ -47,19 +47,17 @@ async fn nothing_identifying_is_stored_or_logged(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = test_config();
     let mut env = vec![("QUIETLINE_LOG_LEVEL".to_owned(), "trace".to_owned())];
-    match backend {
-        Backend::Sqlite => {
-            env.push((
-                "QUIETLINE_DATA_DIR".to_owned(),
-                dir.path().display().to_string(),
-            ));
-            config.data_dir = dir.path().to_owned();
-        }
-        Backend::Postgres => {
-            let url = fresh_postgres_database(&postgres_url().unwrap()).await;
-            env.push(("QUIETLINE_DATABASE_URL".to_owned(), url.clone()));
-            config.database_url = quietline_server::config::Secret::new(url);
-        }
+    // The data directory: the SQLite database, or (PostgreSQL) only the token key file,
+    // shared by the child server and the handle the test uses.
+    env.push((
+        "QUIETLINE_DATA_DIR".to_owned(),
+        dir.path().display().to_string(),
+    ));
+    config.data_dir = dir.path().to_owned();
+    if backend == Backend::Postgres {
+        let url = fresh_postgres_database(&postgres_url().unwrap()).await;
+        env.push(("QUIETLINE_DATABASE_URL".to_owned(), url.clone()));
+        config.database_url = quietline_server::config::Secret::new(url);
     }
     let mut server = spawn_child_server(&env);
     let admin = AppState::new(config, Arc::new(SystemClock)).await.unwrap();
@@ -182,11 +180,18 @@ async fn nothing_identifying_is_stored_or_logged(backend: Backend) {
 
     // Hide, come back, then wipe.
     survivor.quick_exit(ExitMode::Hide).await.unwrap();
-    let challenge = api.challenge().await.unwrap();
-    let pow = quietline_client::solve_challenge(challenge).await.unwrap();
-    let back = api.exit_return(&exit_token, pow).await.unwrap();
-    secrets.push(back.access_token.clone());
-    secrets.push(back.refresh_token.clone());
+    survivor.come_back().await.unwrap();
+    secrets.push(survivor.exit_token().unwrap().as_str().to_owned());
+    secrets.push(
+        survivor
+            .api()
+            .await
+            .unwrap()
+            .token()
+            .unwrap()
+            .as_str()
+            .to_owned(),
+    );
     survivor.quick_exit(ExitMode::Wipe).await.unwrap();
 
     // A second survivor exits under duress.

@@ -260,8 +260,21 @@ async fn wake_is_sent_inside_safe_hours_only_and_at_most_once_per_interval(backe
     rx.expect(1).await;
     assert_eq!(tick_once(&s.state).await.unwrap(), 0, "the interval holds");
 
-    // One interval later, still inside the window: the next message wakes again.
+    // The stored limit is an expiry, rounded up to the hour like every stored expiry: one
+    // interval later the device is still held (the row must not give the wake's time back).
     s.clock.advance(900);
+    advocate_writes(&adv, conv).await;
+    rx.expect(1).await;
+    for (_, row) in s.store().dump_all_tables().await.unwrap() {
+        if let Some(v) = row
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix("next_wake_at="))
+        {
+            assert_eq!(v.parse::<i64>().unwrap() % 3600, 0, "{row}");
+        }
+    }
+    // Past the next full hour, still inside the window: the next message wakes again.
+    s.clock.advance(3600 - 900);
     advocate_writes(&adv, conv).await;
     rx.expect(2).await;
 
@@ -286,11 +299,18 @@ async fn wake_is_sent_inside_safe_hours_only_and_at_most_once_per_interval(backe
         .expect("a TTL header");
     assert_eq!(ttl, 55 * 60);
 
-    // Once the interval has passed, the stored limit is reset: no time of the last wake is
-    // kept. The device still has unread envelopes and its window is open, so it is woken.
+    // Within the limit (until the next full hour) the tick wakes nobody.
     s.clock.advance(900);
-    assert_eq!(tick_once(&s.state).await.unwrap(), 1);
-    rx.expect(4).await;
+    assert_eq!(tick_once(&s.state).await.unwrap(), 0);
+    // Once the limit has passed, the stored value is reset: no time of the last wake is kept.
+    s.clock.set(MONDAY_10_UTC + 5 * 3600);
+    assert_eq!(
+        tick_once(&s.state).await.unwrap(),
+        0,
+        "the window has closed"
+    );
+    let rows = push_rows(&s).await;
+    assert!(rows[0].contains("next_wake_at=0 "), "{}", rows[0]);
 
     // Acknowledged and read: nothing pending, no more wakes.
     let inbox = sur.api.inbox().await.unwrap();
@@ -306,7 +326,7 @@ async fn wake_is_sent_inside_safe_hours_only_and_at_most_once_per_interval(backe
     let rows = push_rows(&s).await;
     assert_eq!(rows.len(), 1);
     assert!(rows[0].contains("next_wake_at=0 "), "{}", rows[0]);
-    rx.expect(4).await;
+    rx.expect(3).await;
     s.stop().await;
 }
 

@@ -2,7 +2,7 @@
 //! non-expiry timestamps are stored rounded to the hour.
 
 use quietline_proto::ErrorCode;
-use quietline_proto::wire::{OpenConversation, OrgSettings, Role};
+use quietline_proto::wire::{OpenConversation, OrgSettings, PushRegistration, Role};
 use quietline_server::sweeper::sweep_once;
 use quietline_tests::*;
 
@@ -79,13 +79,16 @@ async fn organisation_retention_is_bounded_and_enforced(backend: Backend) {
         .send(conv, &one_envelope(adv.device_id))
         .await
         .unwrap();
-    // Stored times that are not expiries are whole hours.
+    // Every stored time is a whole hour: times that are not expiries rounded down, expiries
+    // (envelopes, events, tokens, challenges, invitations) rounded up.
     for (table, row) in s.store().dump_all_tables().await.unwrap() {
         for field in row.split_whitespace() {
             if let Some(v) = field
                 .strip_suffix("")
                 .and_then(|f| f.split_once('='))
-                .filter(|(k, _)| k.ends_with("_hour"))
+                .filter(|(k, v)| {
+                    (k.ends_with("_hour") || k.ends_with("expires_at")) && *v != "NULL"
+                })
             {
                 assert_eq!(
                     v.1.parse::<i64>().unwrap() % 3600,
@@ -96,7 +99,10 @@ async fn organisation_retention_is_bounded_and_enforced(backend: Backend) {
             }
         }
     }
-    s.clock.advance(2 * 3600 + 1);
+    // Rounded up to the hour, the two-hour lifetime ends within three hours.
+    s.clock.advance(2 * 3600 - 1);
+    assert_eq!(sweep_once(&s.state).await.unwrap().envelopes, 0);
+    s.clock.advance(3600 + 1);
     assert_eq!(
         sweep_once(&s.state).await.unwrap().envelopes,
         1,
@@ -200,7 +206,137 @@ async fn without_purge_on_close_a_closed_conversation_keeps_no_messages_and_can_
     s.stop().await;
 }
 
+/// Every rendering of `b` that `dump_all_tables` could hold.
+fn forms(b: &[u8]) -> [String; 2] {
+    [hex(b), quietline_proto::b64::encode(b)]
+}
+
+/// What a survivor device leaves behind if anything: ids, keys, token hashes, endpoint.
+struct Traces(Vec<String>);
+
+impl Traces {
+    async fn of(sur: &Survivor, conversation: Option<quietline_proto::Id>) -> Traces {
+        let mut t = Vec::new();
+        t.extend(forms(&sur.device_id.0));
+        t.extend(forms(sur.identity.public().dh_key()));
+        t.extend(forms(sur.identity.public().signing_key()));
+        if let Some(c) = conversation {
+            t.extend(forms(&c.0));
+        }
+        for token in [&sur.refresh_token, &sur.exit_token] {
+            t.extend(forms(&quietline_server::random::token_hash(token)));
+        }
+        let endpoint = format!("https://push.example.org/up/{}", hex(&sur.device_id.0[..8]));
+        sur.api
+            .register_push(&PushRegistration {
+                endpoint: endpoint.clone(),
+                utc_offset_minutes: 0,
+                safe_hours: vec![],
+            })
+            .await
+            .unwrap();
+        t.push(endpoint);
+        Traces(t)
+    }
+
+    async fn present(&self, s: &TestServer) -> usize {
+        let dump = s.store().dump_all_tables().await.unwrap();
+        self.0
+            .iter()
+            .filter(|needle| dump.iter().any(|(_, row)| row.contains(needle.as_str())))
+            .count()
+    }
+}
+
+async fn survivor_devices_are_purged_with_their_conversation_and_orphans_are_swept(
+    backend: Backend,
+) {
+    // The advocate's device must outlive the jumps of the clock below.
+    let s = TestServer::start_with(backend, |c| c.member_device_ttl_secs = 365 * 24 * 3600).await;
+    s.create_org("hotline").await;
+    let adv = s.member("hotline", "ana", Role::Advocate).await;
+    adv.api.set_duty(true).await.unwrap();
+    let open = async |sur: &Survivor| {
+        let conv = sur
+            .api
+            .open_conversation("hotline", &OpenConversation::default())
+            .await
+            .unwrap()
+            .conversation
+            .id;
+        sur.api
+            .send(conv, &one_envelope(adv.device_id))
+            .await
+            .unwrap();
+        conv
+    };
+
+    // Closed by the advocate: the device goes with the conversation at once.
+    let closed = s.survivor().await;
+    let conv = open(&closed).await;
+    adv.api.claim(conv).await.unwrap();
+    adv.api
+        .send(conv, &one_envelope(closed.device_id))
+        .await
+        .unwrap();
+    let closed_traces = Traces::of(&closed, Some(conv)).await;
+    assert!(closed_traces.present(&s).await > 0);
+    adv.api.close(conv).await.unwrap();
+    assert_eq!(closed_traces.present(&s).await, 0, "closed: nothing left");
+    assert!(
+        closed
+            .api
+            .inbox()
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Unauthorized)
+    );
+
+    // Closed by the survivor: the same.
+    let own = s.survivor().await;
+    let conv = open(&own).await;
+    let own_traces = Traces::of(&own, Some(conv)).await;
+    own.api.close(conv).await.unwrap();
+    assert_eq!(own_traces.present(&s).await, 0, "closed by the survivor");
+
+    // Idle purge, and an orphan that never opened a conversation.
+    let idle = s.survivor().await;
+    let conv = open(&idle).await;
+    let idle_traces = Traces::of(&idle, Some(conv)).await;
+    let orphan = s.survivor().await;
+    let orphan_traces = Traces::of(&orphan, None).await;
+    let orphan_ttl = s.state.config.orphan_device_ttl_secs as i64;
+    s.clock.advance(orphan_ttl - 3600);
+    let swept = sweep_once(&s.state).await.unwrap();
+    assert_eq!(swept.orphan_devices, 0, "not old enough yet");
+    assert!(orphan_traces.present(&s).await > 0);
+    assert!(idle_traces.present(&s).await > 0);
+    s.clock.advance(3600 + 3600);
+    let swept = sweep_once(&s.state).await.unwrap();
+    assert_eq!(swept.orphan_devices, 1);
+    assert_eq!(orphan_traces.present(&s).await, 0, "orphan: nothing left");
+    assert!(
+        idle_traces.present(&s).await > 0,
+        "its conversation keeps it"
+    );
+
+    s.clock.advance(31 * 24 * 3600); // past the default idle lifetime of 30 days
+    let swept = sweep_once(&s.state).await.unwrap();
+    assert_eq!(swept.idle_conversations, 1);
+    assert_eq!(idle_traces.present(&s).await, 0, "idle purge: nothing left");
+    // The advocate's own device is untouched.
+    assert!(
+        s.store()
+            .device_auth(&adv.device_id.0)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    s.stop().await;
+}
+
 quietline_tests::on_both!(
+    survivor_devices_are_purged_with_their_conversation_and_orphans_are_swept,
     organisation_retention_is_bounded_and_enforced,
     without_purge_on_close_a_closed_conversation_keeps_no_messages_and_can_be_reopened,
 );

@@ -177,7 +177,7 @@ async fn member_devices_become_recipients_only_once_certified(backend: Backend) 
     );
     assert!(
         s.store()
-            .certified_member_devices(&ana.member_id.0, s.clock_now())
+            .certified_member_devices(&ana.member_id.0, s.clock_now(), 0)
             .await
             .unwrap()
             .is_empty(),

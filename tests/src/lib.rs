@@ -8,6 +8,7 @@
 use quietline_client::{Api, SecureClient};
 use quietline_proto::Id;
 use quietline_proto::b64::Bytes;
+use quietline_proto::crypto::keys::IdentityKeyPair;
 use quietline_proto::crypto::org::OrgKeyPair;
 use quietline_proto::wire::{
     Certificate, DeviceKeys, Enroll, Login, OneTimePrekey, Role, SignedPrekey,
@@ -108,6 +109,8 @@ pub fn opaque(len: usize) -> Bytes {
 /// A running server with a manual clock.
 pub struct TestServer {
     pub base: String,
+    /// `http://addr` of the admin listener, when `admin_listen` is configured.
+    pub admin_base: Option<String>,
     pub state: AppState,
     pub clock: Arc<ManualClock>,
     pub backend: Backend,
@@ -116,6 +119,8 @@ pub struct TestServer {
     /// The private organisation keys of the organisations this kit created: in real life
     /// they live with each organisation's supervisors, never on the server.
     pub org_keys: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<OrgKeyPair>>>>,
+    /// PostgreSQL: the data directory holding only the token key file.
+    pub key_dir: Option<tempfile::TempDir>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -141,6 +146,8 @@ pub struct Survivor {
     pub api: Api,
     pub refresh_token: String,
     pub exit_token: String,
+    /// The device's identity keys (`TestServer::survivor` registers their public halves).
+    pub identity: IdentityKeyPair,
 }
 
 pub fn test_config() -> Config {
@@ -190,8 +197,20 @@ impl TestServer {
                 (None, Some(url))
             }
         };
+        // PostgreSQL servers keep only their token key file in the data directory; replicas
+        // of this server share it (the same config).
+        let key_dir = match backend {
+            Backend::Postgres => {
+                let dir = tempfile::tempdir().unwrap();
+                config.data_dir = dir.path().to_owned();
+                Some(dir)
+            }
+            Backend::Sqlite => None,
+        };
         tweak(&mut config);
-        Self::boot(config, backend, data_dir, database_url).await
+        let mut server = Self::boot(config, backend, data_dir, database_url).await;
+        server.key_dir = key_dir;
+        server
     }
 
     async fn boot(
@@ -215,12 +234,14 @@ impl TestServer {
         .expect("start");
         TestServer {
             base: format!("http://{}", running.addr),
+            admin_base: running.admin_addr.map(|a| format!("http://{a}")),
             state,
             clock,
             backend,
             database_url,
             data_dir,
             org_keys: Default::default(),
+            key_dir: None,
             shutdown: Some(tx),
             task: Some(running.task),
         }
@@ -444,10 +465,21 @@ impl TestServer {
     }
 
     pub async fn survivor(&self) -> Survivor {
-        self.survivor_with_keys(fake_keys(20)).await
+        // A real identity, so the survivor can sign (coming back after `hide`).
+        let identity = IdentityKeyPair::generate().unwrap();
+        let mut keys = fake_keys(20);
+        keys.identity_key = Bytes(identity.public().dh_key().to_vec());
+        keys.signing_key = Bytes(identity.public().signing_key().to_vec());
+        self.register_survivor(keys, identity).await
     }
 
+    /// A survivor registered with `keys`; its `identity` is unrelated to them.
     pub async fn survivor_with_keys(&self, keys: DeviceKeys) -> Survivor {
+        self.register_survivor(keys, IdentityKeyPair::generate().unwrap())
+            .await
+    }
+
+    async fn register_survivor(&self, keys: DeviceKeys, identity: IdentityKeyPair) -> Survivor {
         let api = self.api();
         let reg = api.register_survivor(keys).await.unwrap();
         Survivor {
@@ -455,7 +487,14 @@ impl TestServer {
             api: api.with_token(reg.tokens.access_token.as_str()),
             refresh_token: reg.tokens.refresh_token,
             exit_token: reg.exit_token.expect("survivors get an exit token"),
+            identity,
         }
+    }
+
+    /// A fresh, solved proof-of-work.
+    pub async fn fresh_pow(&self) -> quietline_proto::wire::PowSolution {
+        let challenge = self.api().challenge().await.unwrap();
+        quietline_client::solve_challenge(challenge).await.unwrap()
     }
 }
 

@@ -48,6 +48,16 @@ pub async fn static_not_found() -> Response {
     r
 }
 
+/// Around the whole router: a wrong method on a known path gets the static page too, and
+/// the `Allow` header axum adds to it (after every route layer has run) would say that the
+/// path exists, so it goes.
+pub async fn strip_allow(mut response: Response) -> Response {
+    if response.extensions().get::<StaticNotFound>().is_some() {
+        response.headers_mut().remove(header::ALLOW);
+    }
+    response
+}
+
 /// Pad a JSON body with trailing spaces (valid JSON whitespace) to a multiple of
 /// `RESPONSE_PAD_QUANTUM`, so response sizes fall into buckets (DESIGN.md §7, disguise).
 async fn pad_json(response: Response) -> Response {
@@ -97,6 +107,7 @@ pub async fn finish(req: Request, next: Next) -> Response {
     }
     let headers = response.headers_mut();
     headers.remove(header::SERVER);
+
     for (name, value) in SECURITY_HEADERS {
         headers.insert(
             HeaderName::from_static(name),

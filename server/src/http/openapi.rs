@@ -27,11 +27,11 @@ impl Modify for BearerAuth {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Relay API", version = "1", description = "End-to-end encrypted message relay. Every error is `{\"error\": {\"code\", \"message\"}}`."),
+    info(title = "API", version = "1", description = "Every error is `{\"error\": {\"code\", \"message\"}}`."),
     modifiers(&BearerAuth),
     paths(
         health::healthz, health::readyz,
-        devices::challenge, devices::register, devices::upload_prekeys, devices::bundle,
+        devices::challenge, devices::register, devices::upload_prekeys, devices::bundle, devices::remove,
         push::register, push::unregister,
         auth::enroll, auth::login, auth::refresh, auth::logout,
         conversations::open, conversations::list, conversations::show, conversations::claim,

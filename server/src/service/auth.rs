@@ -71,6 +71,12 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller> {
                     if d.member_id.as_deref() != Some(&member.0[..]) {
                         return Err(Error::unauthorized());
                     }
+                    // Seen this hour: keeps the device live for fan-out and culling. At most
+                    // one write per device and hour.
+                    let now_hour = crate::clock::hour(state.now());
+                    if d.seen_hour.is_none_or(|h| h < now_hour) {
+                        state.store.touch_member_device(&device.0, now_hour).await?;
+                    }
                     Some(d.token_epoch)
                 }
                 None => None,
@@ -141,7 +147,7 @@ pub async fn issue_tokens(
             &family,
             member.as_ref().map(|m| &m.0[..]),
             device.as_ref().map(|d| &d.0[..]),
-            now + state.config.refresh_token_ttl_secs as i64,
+            crate::clock::expiry(now, state.config.refresh_token_ttl_secs),
         )
         .await?;
     Ok(TokenPair {
@@ -401,15 +407,25 @@ pub async fn refresh(state: &AppState, token: &str) -> Result<TokenPair> {
 
 /// `POST /v1/auth/logout`: end the refresh-token family. When the session belongs to a
 /// device, its token epoch is bumped too, so the session's access tokens and live streams
-/// end now rather than at expiry.
-pub async fn logout(state: &AppState, token: &str) -> Result<()> {
-    if token.len() <= 128
-        && let Some(device) = state
-            .store
-            .delete_refresh_family(&crate::random::token_hash(token))
-            .await?
-    {
-        crate::service::events::close_streams(state, &[to_id(&device)?]).await;
+/// end now rather than at expiry. With `remove_device`, a browser session ends with its
+/// device: keys, prekeys, push registration and pending envelopes go, and no further message
+/// is encrypted to it.
+pub async fn logout(state: &AppState, token: &str, remove_device: bool) -> Result<()> {
+    if token.len() <= 128 {
+        let hash = crate::random::token_hash(token);
+        let owner = if remove_device {
+            state.store.refresh_owner(&hash).await?
+        } else {
+            None
+        };
+        if let Some(device) = state.store.delete_refresh_family(&hash).await? {
+            crate::service::events::close_streams(state, &[to_id(&device)?]).await;
+        }
+        if let Some((Some(member), Some(device))) = owner
+            && state.store.delete_member_device(&member, &device).await?
+        {
+            crate::service::devices::close_streams(state, &[device]).await;
+        }
     }
     Ok(())
 }

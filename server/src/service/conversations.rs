@@ -50,10 +50,13 @@ fn valid_language(l: &str) -> bool {
 pub async fn member_side_devices(state: &AppState, c: &ConversationRow) -> Result<Vec<Id>> {
     let now = state.now();
     match &c.assigned_member {
-        Some(m) => ids(state.store.certified_member_devices(m, now).await?),
+        Some(m) => ids(state
+            .store
+            .certified_member_devices(m, now, devices::live_since(state))
+            .await?),
         None => ids(state
             .store
-            .certified_on_duty_devices(&c.org_id, now)
+            .certified_on_duty_devices(&c.org_id, now, devices::live_since(state))
             .await?),
     }
 }
@@ -263,7 +266,10 @@ pub async fn transfer(state: &AppState, caller: Caller, id: Id, to: Id) -> Resul
     }
     let survivor = to_id(&c.survivor_device)?;
     emit(state, &[survivor], EventKind::RecipientsChanged, Some(id)).await?;
-    let new_devices = ids(state.store.member_devices(&to.0).await?)?;
+    let new_devices = ids(state
+        .store
+        .live_member_devices(&to.0, devices::live_since(state))
+        .await?)?;
     emit(state, &new_devices, EventKind::TransferredToYou, Some(id)).await?;
     // Read back without the visibility check: the caller may no longer be the assignee.
     let c = state
@@ -274,7 +280,10 @@ pub async fn transfer(state: &AppState, caller: Caller, id: Id, to: Id) -> Resul
     to_wire(&c)
 }
 
-/// `POST /v1/conversations/{id}/close`: purge the conversation and its envelopes at once.
+/// `POST /v1/conversations/{id}/close`: purge the conversation and its envelopes at once,
+/// and with them the survivor's device (keys, prekeys, tokens, push registration): a
+/// survivor who comes back registers afresh. With the organisation's purge-on-close off, the
+/// conversation and the device stay (without messages) until idle purge.
 pub async fn close(state: &AppState, caller: Caller, id: Id) -> Result<()> {
     let c = visible(state, caller, id).await?;
     if let Caller::Member { member, role, .. } = caller {
@@ -285,7 +294,6 @@ pub async fn close(state: &AppState, caller: Caller, id: Id) -> Result<()> {
     }
     let survivor = to_id(&c.survivor_device)?;
     let mut notify = member_side_devices(state, &c).await?;
-    notify.push(survivor);
     if let Some(me) = caller.device() {
         notify.retain(|d| *d != me);
     }
@@ -295,9 +303,17 @@ pub async fn close(state: &AppState, caller: Caller, id: Id) -> Result<()> {
         .await?
         .ok_or_else(Error::not_found)?;
     if org.purge_on_close != 0 {
-        state.store.purge_conversation(&c.id).await?;
+        // The survivor device is gone with the conversation: nothing to tell it, and its
+        // live stream ends (its access token already fails).
+        if let Some(device) = state.store.purge_conversation(&c.id).await? {
+            devices::close_streams(state, &[device]).await;
+            state.store.after_purge().await;
+        }
     } else {
         state.store.close_keeping(&c.id, hour(state.now())).await?;
+        if caller.device() != Some(survivor) {
+            notify.push(survivor);
+        }
     }
     // The purged id is not repeated in the event (DESIGN.md §3, invariant 3).
     emit(state, &notify, EventKind::ConversationClosed, None).await

@@ -30,7 +30,7 @@ pub async fn challenge(state: &AppState) -> Result<Challenge> {
     let ttl = state.config.challenge_ttl_secs;
     state
         .store
-        .insert_challenge(&challenge, bits, state.now() + ttl as i64)
+        .insert_challenge(&challenge, bits, crate::clock::expiry(state.now(), ttl))
         .await?;
     Ok(Challenge {
         challenge: Bytes(challenge.to_vec()),
@@ -281,4 +281,38 @@ async fn may_fetch_bundle(state: &AppState, caller: Caller, target: Id) -> Resul
             }
         }
     }
+}
+
+/// The hour from which a member device counts as live: seen within
+/// `member_device_ttl_secs`. Messages and events go only to live devices.
+pub fn live_since(state: &AppState) -> i64 {
+    hour(
+        state
+            .now()
+            .saturating_sub(i64::try_from(state.config.member_device_ttl_secs).unwrap_or(i64::MAX)),
+    )
+}
+
+/// End the live streams of deleted devices (stored ids), here and on every replica.
+pub async fn close_streams(state: &AppState, devices: &[Vec<u8>]) {
+    let ids: Vec<Id> = devices.iter().filter_map(|d| Id::from_slice(d)).collect();
+    crate::service::events::close_streams(state, &ids).await;
+}
+
+/// `DELETE /v1/devices/{id}`: a member removes one of their own devices, with its tokens,
+/// prekeys, push registration and pending envelopes. Another member's device, a survivor
+/// device and an unknown id all get the same `not_found`. Survivors leave by quick exit.
+pub async fn remove(state: &AppState, caller: Caller, target: Id) -> Result<()> {
+    let Caller::Member { member, .. } = caller else {
+        return Err(Error::not_found());
+    };
+    if !state
+        .store
+        .delete_member_device(&member.0, &target.0)
+        .await?
+    {
+        return Err(Error::not_found());
+    }
+    close_streams(state, &[target.0.to_vec()]).await;
+    Ok(())
 }

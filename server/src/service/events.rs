@@ -56,7 +56,7 @@ pub async fn emit(
             coalesce: kind == EventKind::QueueChanged,
         })
         .collect();
-    let expires = state.now() + state.config.event_ttl_secs as i64;
+    let expires = crate::clock::expiry(state.now(), state.config.event_ttl_secs);
     let stored = state
         .store
         .insert_events(

@@ -43,7 +43,7 @@ use crate::error::{Error, Result};
 use crate::service::events::kind_name;
 use crate::store::{ConversationRow, ExitTargets, NewEvent};
 use quietline_proto::Id;
-use quietline_proto::wire::{EventKind, ExitMode, ExitRequest, Exited, ReturnRequest, TokenPair};
+use quietline_proto::wire::{EventKind, ExitMode, ExitRequest, Exited, ReturnRequest, Returned};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -126,11 +126,13 @@ pub async fn exit(state: &AppState, token: Option<&str>, body: &[u8]) -> Result<
                 scratch: &scratch,
             },
             &events,
-            state.now() + state.config.event_ttl_secs as i64,
+            crate::clock::expiry(state.now(), state.config.event_ttl_secs),
             i64::from(state.config.max_events_per_device),
         )
         .await?;
 
+    // Every call, whatever it did: the log's old page images leave the log file.
+    state.store.after_purge().await;
     // The device's streams close now; its access token already fails (epoch or row gone).
     state.hub.close(&device);
     for d in &told {
@@ -169,30 +171,64 @@ async fn advocates_to_tell(
                 ..
             }),
             Some(_),
-        ) => state.store.member_devices(m).await?,
-        (Some(c), Some(ExitMode::Wipe | ExitMode::Duress)) => {
-            state.store.on_duty_devices(&c.org_id).await?
+        ) => {
+            state
+                .store
+                .live_member_devices(m, crate::service::devices::live_since(state))
+                .await?
         }
-        _ => state.store.member_devices(&crate::random::id().0).await?,
+        (Some(c), Some(ExitMode::Wipe | ExitMode::Duress)) => {
+            state
+                .store
+                .on_duty_devices(&c.org_id, crate::service::devices::live_since(state))
+                .await?
+        }
+        _ => {
+            state
+                .store
+                .live_member_devices(
+                    &crate::random::id().0,
+                    crate::service::devices::live_since(state),
+                )
+                .await?
+        }
     };
     rows.iter().map(|r| Ok(crate::store::to_id(r)?)).collect()
 }
 
-/// `POST /v1/exit/return`: a hidden device comes back with its exit token and a fresh
-/// proof-of-work, and gets a new token pair (the epoch was bumped by `hide`, so every older
-/// token stays dead). The proof-of-work is checked first, so a caller who cannot solve one
-/// learns nothing about the token; an unknown, wiped or not-hidden device is `unauthorized`.
-pub async fn come_back(state: &AppState, token: &str, req: ReturnRequest) -> Result<TokenPair> {
+/// `POST /v1/exit/return`: a hidden device comes back. It needs its exit token, a fresh
+/// proof-of-work, and a signature by the Ed25519 signing key it registered over the
+/// proof-of-work's (single-use, server-issued) challenge, so a copied exit token alone is not
+/// a login. On success the device gets a new token pair (the epoch was bumped by `hide`, so
+/// every older token stays dead) and a new exit token; the old one stops working.
+///
+/// The proof-of-work is checked first (`invalid_proof_of_work`), so a caller who cannot
+/// solve one learns nothing about the token. After that every failure is the same
+/// `unauthorized`, whether the device wiped, never existed, is not hidden or the signature
+/// is wrong; and the signature is verified in every case (against a stand-in key when there
+/// is no device), so the failures cost the same work.
+pub async fn come_back(state: &AppState, token: &str, req: ReturnRequest) -> Result<Returned> {
     crate::service::limit_anonymous(state, crate::limits::AnonRoute::ExitReturn)?;
     crate::service::devices::spend_proof_of_work(state, &req.pow).await?;
-    let device = state
-        .store
-        .device_by_exit_token(&crate::random::token_hash(token))
-        .await?
-        .ok_or_else(Error::unauthorized)?;
+    let old_hash = crate::random::token_hash(token);
+    let found = state.store.exit_device_keys(&old_hash).await?;
+    let key = found
+        .as_ref()
+        .map_or(&STAND_IN_KEY[..], |(_, key, _)| key.as_slice());
+    let message = ReturnRequest::signed_message(req.pow.challenge.as_slice());
+    let signed = signature_valid(key, &message, req.signature.as_slice());
+    let device = match found {
+        Some((device, _, true)) if signed => device,
+        _ => return Err(Error::unauthorized()),
+    };
+    let exit_token = crate::random::token();
     let epoch = state
         .store
-        .unhide_device(&device.0)
+        .return_device(
+            &device.0,
+            &old_hash,
+            &crate::random::token_hash(&exit_token),
+        )
         .await?
         .ok_or_else(Error::unauthorized)?;
     let tokens =
@@ -206,5 +242,28 @@ pub async fn come_back(state: &AppState, token: &str, req: ReturnRequest) -> Res
     };
     crate::service::events::emit(state, &told, EventKind::SurvivorReturned, conversation).await?;
     metrics::counter!("quietline_exit_returns_total").increment(1);
-    Ok(tokens)
+    Ok(Returned { tokens, exit_token })
+}
+
+/// A valid Ed25519 public key (the base point) that no device holds a secret for in
+/// practice; verified against when the exit token matches no device, so that path does the
+/// same work as a wrong signature.
+const STAND_IN_KEY: [u8; 32] = [
+    0x58, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
+    0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66,
+];
+
+/// Strict Ed25519 verification; any malformed key or signature is simply "not valid".
+fn signature_valid(key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    let Ok(key) = <[u8; 32]>::try_from(key) else {
+        return false;
+    };
+    let Ok(signature) = <[u8; 64]>::try_from(signature) else {
+        return false;
+    };
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&key) else {
+        return false;
+    };
+    key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&signature))
+        .is_ok()
 }

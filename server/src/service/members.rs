@@ -114,7 +114,7 @@ pub async fn invite_in_org(state: &AppState, org: Id, handle: &str, role: Role) 
             handle,
             role.as_str(),
             &crate::random::token_hash(&token),
-            state.now() + ttl as i64,
+            crate::clock::expiry(state.now(), ttl),
         )
         .await?;
     Ok(Invited {

@@ -75,7 +75,7 @@ pub async fn send(
             &c.id,
             &req.message_id.0,
             &pairs,
-            now + ttl,
+            crate::clock::expiry(now, ttl.max(0) as u64),
             i64::from(state.config.device_quota),
             // While the conversation waits in the queue its envelopes go to every on-duty
             // advocate device; a small cap per (conversation, recipient) keeps one waiting

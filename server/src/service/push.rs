@@ -37,14 +37,57 @@ const TICK_BATCH: i64 = 1000;
 const TICK_CONCURRENCY: usize = 16;
 
 /// The HTTP client for wake signals: no redirects (a gateway cannot bounce the request to
-/// another host), short timeouts, no user agent, HTTPS only unless `push_allow_insecure`.
+/// another host), no proxy from the environment, short timeouts, no user agent, HTTPS only
+/// unless `push_allow_insecure`, and host names resolved at send time by [`PublicOnly`], so a
+/// name that points (or is re-pointed) at a private address is never connected to.
 pub fn http_client(config: &Config) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(std::sync::Arc::new(PublicOnly {
+            allow_loopback: config.push_allow_insecure,
+        }))
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(SEND_TIMEOUT)
         .https_only(!config.push_allow_insecure)
         .build()
+}
+
+/// Resolves push gateway names with the system resolver and keeps only addresses a wake
+/// signal may go to ([`allowed_target`]); a name with none left fails to resolve. The
+/// connection is made to the addresses checked here, so a second lookup cannot swap them.
+struct PublicOnly {
+    allow_loopback: bool,
+}
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_loopback = self.allow_loopback;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let found = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let allowed: Vec<std::net::SocketAddr> = found
+                .filter(|a| allowed_target(a.ip(), allow_loopback))
+                .collect();
+            if allowed.is_empty() {
+                return Err("the push endpoint resolves to no public address".into());
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Whether a wake signal may be sent to `ip`: a public address, or loopback when the operator
+/// allowed insecure endpoints (tests and development). Never a private, shared, link-local,
+/// site-local, unique-local, NAT64 or 6to4 address.
+pub fn allowed_target(ip: IpAddr, allow_loopback: bool) -> bool {
+    let loopback = match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    };
+    is_public(ip) || (allow_loopback && loopback)
 }
 
 /// `PUT /v1/devices/me/push`: register or replace the caller's device's endpoint and safe
@@ -78,9 +121,9 @@ pub async fn unregister(state: &AppState, caller: Caller) -> Result<()> {
 
 /// A plain HTTPS URL, without credentials, whose host is not an address on this machine or
 /// its private network (the server must not be usable to probe its own neighbourhood).
-/// With `allow_insecure` (tests and development), `http` and such hosts are accepted.
-/// Host names are not resolved here, so a public name pointing at a private address is not
-/// caught; operators who worry about that restrict the server's outbound traffic.
+/// With `allow_insecure` (tests and development), `http` and loopback hosts are accepted,
+/// still no private ones. Host names are checked again when a wake is sent: the client
+/// resolves them itself and connects only to allowed addresses ([`PublicOnly`]).
 pub fn check_endpoint(endpoint: &str, allow_insecure: bool) -> Result<url::Url> {
     if endpoint.len() > MAX_ENDPOINT_LEN {
         return Err(Error::bad_request());
@@ -98,12 +141,12 @@ pub fn check_endpoint(endpoint: &str, allow_insecure: bool) -> Result<url::Url> 
         None => return Err(Error::bad_request()),
         Some(url::Host::Domain(name)) => {
             let name = name.trim_end_matches('.');
-            name == "localhost" || name.ends_with(".localhost")
+            (name == "localhost" || name.ends_with(".localhost")) && !allow_insecure
         }
-        Some(url::Host::Ipv4(ip)) => !is_public(IpAddr::V4(ip)),
-        Some(url::Host::Ipv6(ip)) => !is_public(IpAddr::V6(ip)),
+        Some(url::Host::Ipv4(ip)) => !allowed_target(IpAddr::V4(ip), allow_insecure),
+        Some(url::Host::Ipv6(ip)) => !allowed_target(IpAddr::V6(ip), allow_insecure),
     };
-    if local && !allow_insecure {
+    if local {
         return Err(Error::bad_request());
     }
     Ok(url)
@@ -120,8 +163,11 @@ fn is_public(ip: IpAddr) -> bool {
 }
 
 fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
+    let [a, b, c, _] = ip.octets();
     let shared = a == 100 && (b & 0xc0) == 64; // 100.64.0.0/10, carrier-grade NAT
+    let protocol = a == 192 && b == 0 && c == 0; // 192.0.0.0/24, IETF protocol assignments
+    let benchmarking = a == 198 && (b & 0xfe) == 18; // 198.18.0.0/15
+    let reserved = a >= 240; // 240.0.0.0/4
     !(ip.is_loopback()
         || ip.is_private()
         || ip.is_link_local()
@@ -130,14 +176,36 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || ip.is_multicast()
         || ip.is_documentation()
         || shared
+        || protocol
+        || benchmarking
+        || reserved
         || a == 0)
 }
 
 fn is_public_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
-    let unique_local = (first & 0xfe00) == 0xfc00; // fc00::/7
-    let link_local = (first & 0xffc0) == 0xfe80; // fe80::/10
-    !(ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || unique_local || link_local)
+    let s = ip.segments();
+    let unique_local = (s[0] & 0xfe00) == 0xfc00; // fc00::/7
+    let link_local = (s[0] & 0xffc0) == 0xfe80; // fe80::/10
+    let site_local = (s[0] & 0xffc0) == 0xfec0; // fec0::/10 (deprecated, still routed locally)
+    // 64:ff9b::/96 and 64:ff9b:1::/48: NAT64, which reaches any IPv4 address, private too.
+    let nat64 = s[0] == 0x64 && s[1] == 0xff9b && (s[2] == 1 || s[2..6] == [0, 0, 0, 0]);
+    let six_to_four = s[0] == 0x2002; // 2002::/16 embeds an IPv4 address
+    let teredo = s[0] == 0x2001 && s[1] == 0; // 2001::/32 embeds one too
+    let documentation = s[0] == 0x2001 && s[1] == 0x0db8; // 2001:db8::/32
+    let discard = s[0] == 0x100 && s[1..4] == [0, 0, 0]; // 100::/64
+    let v4_compatible = s[..6] == [0, 0, 0, 0, 0, 0]; // ::/96, with :: and ::1
+    !(ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || unique_local
+        || link_local
+        || site_local
+        || nat64
+        || six_to_four
+        || teredo
+        || documentation
+        || discard
+        || v4_compatible)
 }
 
 fn check_windows(windows: &[SafeWindow]) -> Result<()> {
@@ -257,8 +325,9 @@ async fn try_wake(state: &AppState, row: &PushRow) -> Result<bool> {
     let Ok(url) = check_endpoint(&row.endpoint, state.config.push_allow_insecure) else {
         return Ok(false);
     };
-    let next =
-        now.saturating_add(i64::try_from(state.config.push_min_interval_secs).unwrap_or(i64::MAX));
+    // Rounded up to the hour like every stored expiry: the row never gives back the exact
+    // time a wake went out.
+    let next = crate::clock::expiry(now, state.config.push_min_interval_secs);
     if !state
         .store
         .take_wake_slot(&row.device_id, now, next)
@@ -372,6 +441,17 @@ mod tests {
             "https://[fe80::1]/x",
             "https://[fd00::1]/x",
             "https://[::ffff:127.0.0.1]/x",
+            "https://[64:ff9b::a00:1]/x",
+            "https://[64:ff9b::5db8:d822]/x",
+            "https://[64:ff9b:1::1]/x",
+            "https://[2002:a00:1::1]/x",
+            "https://[2002:5db8:d822::1]/x",
+            "https://[fec0::1]/x",
+            "https://[2001:db8::1]/x",
+            "https://[2001:0:4136:e378::1]/x",
+            "https://[::127.0.0.1]/x",
+            "https://198.18.0.1/x",
+            "https://240.0.0.1/x",
             "https://localhost/x",
             "https://a.localhost./x",
             "not a url",
@@ -381,8 +461,48 @@ mod tests {
             assert!(check_endpoint(bad, false).is_err(), "{bad}");
         }
         assert!(check_endpoint("http://127.0.0.1:9/x", true).is_ok());
+        assert!(check_endpoint("http://[::1]:9/x", true).is_ok());
+        assert!(check_endpoint("http://localhost:9/x", true).is_ok());
+        // Allowing insecure endpoints allows loopback, never the private network.
+        for bad in [
+            "http://10.1.2.3/x",
+            "http://192.168.1.1/x",
+            "http://169.254.169.254/x",
+            "http://[fd00::1]/x",
+            "http://[64:ff9b::a00:1]/x",
+        ] {
+            assert!(check_endpoint(bad, true).is_err(), "{bad}");
+        }
         assert!(check_endpoint("http://u:p@127.0.0.1:9/x", true).is_err());
         assert!(check_endpoint("ftp://127.0.0.1/x", true).is_err());
+    }
+
+    #[tokio::test]
+    async fn names_are_resolved_at_send_time_and_private_answers_are_refused() {
+        use reqwest::dns::Resolve;
+        let strict = PublicOnly {
+            allow_loopback: false,
+        };
+        let name = |n: &str| n.parse::<reqwest::dns::Name>().unwrap();
+        // `localhost` resolves (through the system resolver) to loopback only.
+        assert!(strict.resolve(name("localhost")).await.is_err());
+        let relaxed = PublicOnly {
+            allow_loopback: true,
+        };
+        let addrs: Vec<_> = relaxed.resolve(name("localhost")).await.unwrap().collect();
+        assert!(!addrs.is_empty());
+        assert!(addrs.iter().all(|a| a.ip().is_loopback()));
+        for ip in [
+            "10.0.0.1",
+            "192.168.0.1",
+            "fd00::1",
+            "64:ff9b::a00:1",
+            "2002:a00:1::1",
+        ] {
+            assert!(!allowed_target(ip.parse().unwrap(), true), "{ip}");
+        }
+        assert!(allowed_target("93.184.216.34".parse().unwrap(), false));
+        assert!(allowed_target("2606:2800:220:1::1".parse().unwrap(), false));
     }
 
     #[test]

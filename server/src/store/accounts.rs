@@ -393,6 +393,19 @@ impl Store {
         })
     }
 
+    /// The member and device a refresh token belongs to, used or not.
+    pub async fn refresh_owner(
+        &self,
+        hash: &[u8],
+    ) -> Result<Option<(Option<Vec<u8>>, Option<Vec<u8>>)>> {
+        Ok(with_db!(self, read, |pool| {
+            sqlx::query_as("SELECT member_id, device_id FROM refresh_tokens WHERE hash = $1")
+                .bind(hash)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
     /// Logout: delete the refresh token's family and, when the session belongs to a device,
     /// bump that device's token epoch so the session's access tokens die with it. Returns
     /// the device, if any.

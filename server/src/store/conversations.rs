@@ -2,6 +2,16 @@
 
 use super::{Result, Store, on_conflict, with_db};
 
+/// Every row tied to one device other than the device row itself, deleted explicitly
+/// rather than trusting `ON DELETE CASCADE` alone. `$1` is the device id.
+pub(crate) const DEVICE_ROWS: [&str; 5] = [
+    "DELETE FROM envelopes WHERE recipient = $1",
+    "DELETE FROM events WHERE recipient = $1",
+    "DELETE FROM one_time_prekeys WHERE device_id = $1",
+    "DELETE FROM refresh_tokens WHERE device_id = $1",
+    "DELETE FROM push_registrations WHERE device_id = $1",
+];
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ConversationRow {
     pub id: Vec<u8>,
@@ -207,8 +217,11 @@ impl Store {
         Ok(())
     }
 
-    /// Delete a conversation with its envelopes and the events that name it.
-    pub async fn purge_conversation(&self, conversation: &[u8]) -> Result<bool> {
+    /// Delete a conversation with its envelopes, the events that name it, and its survivor
+    /// device with everything tied to that device (keys, prekeys, refresh tokens, push
+    /// registration, pending envelopes and events), in one transaction. Returns the purged
+    /// survivor device id, or `None` if the conversation was already gone.
+    pub async fn purge_conversation(&self, conversation: &[u8]) -> Result<Option<Vec<u8>>> {
         with_db!(self, write, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query("DELETE FROM envelopes WHERE conversation_id = $1")
@@ -219,13 +232,59 @@ impl Store {
                 .bind(conversation)
                 .execute(&mut *tx)
                 .await?;
-            let n = sqlx::query("DELETE FROM conversations WHERE id = $1")
-                .bind(conversation)
+            let device: Option<Vec<u8>> = sqlx::query_scalar(
+                "DELETE FROM conversations WHERE id = $1 RETURNING survivor_device",
+            )
+            .bind(conversation)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(device) = &device {
+                for sql in DEVICE_ROWS {
+                    sqlx::query(sql).bind(device).execute(&mut *tx).await?;
+                }
+                sqlx::query("DELETE FROM devices WHERE id = $1 AND member_id IS NULL")
+                    .bind(device)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(device)
+        })
+    }
+
+    /// Delete survivor devices created at or before `created_by_hour` that have no
+    /// conversation, with everything tied to them; returns their ids.
+    pub async fn sweep_orphan_devices(&self, created_by_hour: i64) -> Result<Vec<Vec<u8>>> {
+        const ORPHANS: &str = "SELECT d.id FROM devices d WHERE d.member_id IS NULL \
+             AND d.created_hour <= $1 AND NOT EXISTS \
+             (SELECT 1 FROM conversations c WHERE c.survivor_device = d.id)";
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let ids: Vec<Vec<u8>> = sqlx::query_scalar(ORPHANS)
+                .bind(created_by_hour)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut swept = Vec::with_capacity(ids.len());
+            for id in ids {
+                // Re-checked in the delete: a device that opened a conversation meanwhile
+                // stays, whole.
+                let gone = sqlx::query(
+                    "DELETE FROM devices WHERE id = $1 AND member_id IS NULL AND NOT EXISTS \
+                     (SELECT 1 FROM conversations c WHERE c.survivor_device = devices.id)",
+                )
+                .bind(&id)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                if gone == 1 {
+                    for sql in DEVICE_ROWS {
+                        sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
+                    }
+                    swept.push(id);
+                }
+            }
             tx.commit().await?;
-            Ok(n == 1)
+            Ok(swept)
         })
     }
 
@@ -246,7 +305,8 @@ impl Store {
     pub async fn waiting_survivor_devices(&self, org: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         Ok(with_db!(self, read, |pool| {
             sqlx::query_as(
-                "SELECT survivor_device, id FROM conversations WHERE org_id = $1 AND assigned_member IS NULL",
+                "SELECT survivor_device, id FROM conversations \
+                 WHERE org_id = $1 AND assigned_member IS NULL AND closed = 0",
             )
             .bind(org)
             .fetch_all(pool)

@@ -1,6 +1,6 @@
 //! Devices, their public keys and one-time prekeys.
 
-use super::{Result, Store, with_db};
+use super::{DEVICE_ROWS, Result, Store, with_db};
 
 #[derive(Debug, Clone)]
 pub struct NewDevice<'a> {
@@ -22,6 +22,8 @@ pub struct DeviceAuthRow {
     pub member_id: Option<Vec<u8>>,
     pub token_epoch: i64,
     pub hidden: i64,
+    /// Member devices only: the hour it last authenticated.
+    pub seen_hour: Option<i64>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -48,8 +50,10 @@ impl Store {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO devices (id, member_id, identity_key, signing_key, signed_prekey_id, \
-                 signed_prekey, signed_prekey_sig, exit_token_hash, created_hour, identity_signature) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 signed_prekey, signed_prekey_sig, exit_token_hash, created_hour, seen_hour, \
+                 identity_signature) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, \
+                 CASE WHEN $2 IS NULL THEN NULL ELSE $9 END, $10)",
             )
             .bind(d.id)
             .bind(d.member_id)
@@ -82,10 +86,12 @@ impl Store {
 
     pub async fn device_auth(&self, id: &[u8]) -> Result<Option<DeviceAuthRow>> {
         Ok(with_db!(self, read, |pool| {
-            sqlx::query_as("SELECT member_id, token_epoch, hidden FROM devices WHERE id = $1")
-                .bind(id)
-                .fetch_optional(pool)
-                .await?
+            sqlx::query_as(
+                "SELECT member_id, token_epoch, hidden, seen_hour FROM devices WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
         }))
     }
 
@@ -98,8 +104,11 @@ impl Store {
         one_time: &[(u32, Vec<u8>)],
         max_stored: i64,
     ) -> Result<Option<i64>> {
+        let lock = self.lock_device_sql();
         with_db!(self, write, |pool| {
             let mut tx = pool.begin().await?;
+            // Held to the end: concurrent uploads cannot both pass the cap.
+            sqlx::query(lock).bind(device).execute(&mut *tx).await?;
             let have: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM one_time_prekeys WHERE device_id = $1")
                     .bind(device)
@@ -197,16 +206,110 @@ impl Store {
         }))
     }
 
-    /// Device ids of the on-duty, non-revoked members of an organisation.
-    pub async fn on_duty_devices(&self, org: &[u8]) -> Result<Vec<Vec<u8>>> {
+    /// Device ids of a member seen at or after `live_since` (an hour): the devices a
+    /// message or event for that member goes to.
+    pub async fn live_member_devices(
+        &self,
+        member: &[u8],
+        live_since: i64,
+    ) -> Result<Vec<Vec<u8>>> {
         Ok(with_db!(self, read, |pool| {
             sqlx::query_scalar(
-                "SELECT d.id FROM devices d JOIN members m ON m.id = d.member_id \
-                 WHERE m.org_id = $1 AND m.on_duty = 1 AND m.revoked = 0 ORDER BY d.id",
+                "SELECT id FROM devices WHERE member_id = $1 AND seen_hour >= $2 ORDER BY id",
             )
-            .bind(org)
+            .bind(member)
+            .bind(live_since)
             .fetch_all(pool)
             .await?
         }))
+    }
+
+    /// Live device ids (seen at or after `live_since`) of the on-duty, non-revoked members
+    /// of an organisation.
+    pub async fn on_duty_devices(&self, org: &[u8], live_since: i64) -> Result<Vec<Vec<u8>>> {
+        Ok(with_db!(self, read, |pool| {
+            sqlx::query_scalar(
+                "SELECT d.id FROM devices d JOIN members m ON m.id = d.member_id \
+                 WHERE m.org_id = $1 AND m.on_duty = 1 AND m.revoked = 0 AND d.seen_hour >= $2 \
+                 ORDER BY d.id",
+            )
+            .bind(org)
+            .bind(live_since)
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Record that a member device authenticated in `hour` (only ever moves forward).
+    pub async fn touch_member_device(&self, device: &[u8], hour: i64) -> Result<()> {
+        with_db!(self, write, |pool| {
+            sqlx::query(
+                "UPDATE devices SET seen_hour = $1 WHERE id = $2 AND member_id IS NOT NULL \
+                 AND (seen_hour IS NULL OR seen_hour < $1)",
+            )
+            .bind(hour)
+            .bind(device)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Delete one device of `member` with everything tied to it; false if `member` has no
+    /// such device.
+    pub async fn delete_member_device(&self, member: &[u8], device: &[u8]) -> Result<bool> {
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let n = sqlx::query("SELECT id FROM devices WHERE id = $1 AND member_id = $2")
+                .bind(device)
+                .bind(member)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if n.is_none() {
+                return Ok(false);
+            }
+            for sql in DEVICE_ROWS {
+                sqlx::query(sql).bind(device).execute(&mut *tx).await?;
+            }
+            sqlx::query("DELETE FROM devices WHERE id = $1 AND member_id = $2")
+                .bind(device)
+                .bind(member)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Delete member devices last seen before `live_since` (an hour) with everything tied
+    /// to them; returns their ids.
+    pub async fn cull_member_devices(&self, live_since: i64) -> Result<Vec<Vec<u8>>> {
+        with_db!(self, write, |pool| {
+            let mut tx = pool.begin().await?;
+            let ids: Vec<Vec<u8>> = sqlx::query_scalar(
+                "SELECT id FROM devices WHERE member_id IS NOT NULL AND seen_hour < $1",
+            )
+            .bind(live_since)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut culled = Vec::with_capacity(ids.len());
+            for id in ids {
+                // Re-checked in the delete: a device seen meanwhile stays, whole.
+                let gone = sqlx::query("DELETE FROM devices WHERE id = $1 AND seen_hour < $2")
+                    .bind(&id)
+                    .bind(live_since)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if gone == 1 {
+                    for sql in DEVICE_ROWS {
+                        sqlx::query(sql).bind(&id).execute(&mut *tx).await?;
+                    }
+                    culled.push(id);
+                }
+            }
+            tx.commit().await?;
+            Ok(culled)
+        })
     }
 }

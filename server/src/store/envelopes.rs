@@ -49,6 +49,10 @@ pub struct Swept {
     pub invitations: u64,
     /// Filled in by the sweeper: conversations purged for being idle too long.
     pub idle_conversations: u64,
+    /// Filled in by the sweeper: survivor devices deleted for having no conversation.
+    pub orphan_devices: u64,
+    /// Filled in by the sweeper: member devices deleted for being unseen too long.
+    pub member_devices: u64,
 }
 
 impl Store {
@@ -65,8 +69,17 @@ impl Store {
         quota: i64,
         per_conversation: Option<i64>,
     ) -> Result<()> {
+        // Lock every recipient first, in one order, so concurrent messages cannot both pass
+        // the quota count (and cannot deadlock each other).
+        let mut locked: Vec<&Vec<u8>> = envelopes.iter().map(|(r, _)| r).collect();
+        locked.sort();
+        locked.dedup();
+        let lock = self.lock_device_sql();
         with_db!(self, write, |pool| {
             let mut tx = pool.begin().await?;
+            for recipient in &locked {
+                sqlx::query(lock).bind(*recipient).execute(&mut *tx).await?;
+            }
             for (recipient, ciphertext) in envelopes {
                 let held: i64 =
                     sqlx::query_scalar("SELECT COUNT(*) FROM envelopes WHERE recipient = $1")
@@ -275,7 +288,7 @@ impl Store {
                 challenges,
                 refresh_tokens,
                 invitations,
-                idle_conversations: 0,
+                ..Swept::default()
             })
         })
     }

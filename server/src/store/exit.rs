@@ -103,15 +103,40 @@ impl Store {
         Ok(())
     }
 
-    /// Un-hide a hidden survivor device; returns its token epoch, or `None` if it is not a
-    /// hidden survivor device (unknown, wiped, or never hidden).
-    pub async fn unhide_device(&self, device: &[u8]) -> Result<Option<i64>> {
+    /// The survivor device holding the exit token with this hash, with its registered
+    /// Ed25519 signing key and whether it is hidden.
+    pub async fn exit_device_keys(&self, exit_hash: &[u8]) -> Result<Option<(Id, Vec<u8>, bool)>> {
+        let row: Option<(Vec<u8>, Vec<u8>, i64)> = with_db!(self, read, |pool| {
+            sqlx::query_as(
+                "SELECT id, signing_key, hidden FROM devices \
+                 WHERE exit_token_hash = $1 AND member_id IS NULL",
+            )
+            .bind(exit_hash)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(|(id, key, hidden)| Ok((to_id(&id)?, key, hidden != 0)))
+            .transpose()
+    }
+
+    /// Bring a hidden survivor device back: un-hide it and replace its exit token hash with
+    /// `new_exit_hash`, only if it still holds `old_exit_hash` (so two returns racing with
+    /// one token cannot both win). Returns its token epoch, or `None` if nothing matched.
+    pub async fn return_device(
+        &self,
+        device: &[u8],
+        old_exit_hash: &[u8],
+        new_exit_hash: &[u8],
+    ) -> Result<Option<i64>> {
         Ok(with_db!(self, write, |pool| {
             sqlx::query_scalar(
-                "UPDATE devices SET hidden = 0 WHERE id = $1 AND hidden = 1 AND member_id IS NULL \
+                "UPDATE devices SET hidden = 0, exit_token_hash = $1 \
+                 WHERE id = $2 AND exit_token_hash = $3 AND hidden = 1 AND member_id IS NULL \
                  RETURNING token_epoch",
             )
+            .bind(new_exit_hash)
             .bind(device)
+            .bind(old_exit_hash)
             .fetch_optional(pool)
             .await?
         }))

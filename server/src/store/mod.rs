@@ -102,6 +102,9 @@ impl Store {
             // FULL: an envelope answered "accepted" survives power loss (invariant 5).
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // Deleted rows and freed pages are overwritten with zeros, so a wiped envelope's
+            // bytes do not linger in free space of the database file.
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(10));
         let write = SqlitePoolOptions::new()
             .max_connections(1)
@@ -135,6 +138,17 @@ impl Store {
         })
     }
 
+    /// A statement that, run in a transaction with a device id as `$1`, holds that device's
+    /// row until the transaction ends, so a count of the device's rows followed by an insert
+    /// cannot race another transaction doing the same (quota, prekey cap). PostgreSQL: a row
+    /// lock. SQLite: every write transaction already runs alone on the one writer connection.
+    pub(crate) fn lock_device_sql(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite { .. } => "SELECT 1 FROM devices WHERE id = $1",
+            Db::Postgres(_) => "SELECT 1 FROM devices WHERE id = $1 FOR UPDATE",
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         match self.db {
             Db::Sqlite { .. } => Backend::Sqlite,
@@ -164,27 +178,43 @@ impl Store {
         Ok(applied >= expected)
     }
 
-    /// A server-wide secret by name, generated with `generate` and stored on first use.
-    /// Concurrent first starts of several replicas agree on one value.
-    pub async fn server_secret(
-        &self,
-        name: &str,
-        generate: impl FnOnce() -> Vec<u8>,
-    ) -> Result<Vec<u8>> {
-        let fresh = generate();
-        with_db!(self, write, |pool| {
-            sqlx::query("INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+    /// Remove and return a secret that older versions kept in the `server_secrets` table
+    /// (the token signing key), so it can be moved out of the database.
+    pub async fn take_legacy_secret(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(with_db!(self, write, |pool| {
+            sqlx::query_scalar("DELETE FROM server_secrets WHERE name = $1 RETURNING value")
                 .bind(name)
-                .bind(&fresh)
-                .execute(pool)
-                .await?;
-            Ok(
-                sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
-                    .bind(name)
-                    .fetch_one(pool)
-                    .await?,
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Put a legacy secret back (when it could not be written elsewhere).
+    pub async fn restore_legacy_secret(&self, name: &str, value: &[u8]) -> Result<()> {
+        with_db!(self, write, |pool| {
+            sqlx::query(
+                "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
             )
-        })
+            .bind(name)
+            .bind(value)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// After deleting survivor data: on SQLite, copy the write-ahead log into the database
+    /// file (where `secure_delete` has zeroed the deleted cells) and truncate the log, so the
+    /// old page images holding the deleted bytes leave the log file at once. Failures are
+    /// logged; the data is deleted either way and the next checkpoint catches up.
+    pub async fn after_purge(&self) {
+        if let Db::Sqlite { write, .. } = &self.db
+            && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(write)
+                .await
+        {
+            tracing::warn!(error = %e, "checkpoint after a purge failed");
+        }
     }
 
     /// Online backup of the SQLite database to `dest` (`VACUUM INTO`).

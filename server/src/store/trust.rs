@@ -126,30 +126,44 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// Certified devices of a member, valid at `now`: where a member's envelopes go.
-    pub async fn certified_member_devices(&self, member: &[u8], now: i64) -> Result<Vec<Vec<u8>>> {
+    /// Certified devices of a member, valid at `now` and seen at or after `live_since`:
+    /// where a member's envelopes go.
+    pub async fn certified_member_devices(
+        &self,
+        member: &[u8],
+        now: i64,
+        live_since: i64,
+    ) -> Result<Vec<Vec<u8>>> {
         Ok(with_db!(self, read, |pool| {
             sqlx::query_scalar(
-                "SELECT id FROM devices WHERE member_id = $1 AND certified_until > $2 ORDER BY id",
+                "SELECT id FROM devices WHERE member_id = $1 AND certified_until > $2 \
+                 AND seen_hour >= $3 ORDER BY id",
             )
             .bind(member)
             .bind(now)
+            .bind(live_since)
             .fetch_all(pool)
             .await?
         }))
     }
 
-    /// Certified devices, valid at `now`, of the on-duty, non-revoked members of an
-    /// organisation: where a waiting conversation's envelopes go.
-    pub async fn certified_on_duty_devices(&self, org: &[u8], now: i64) -> Result<Vec<Vec<u8>>> {
+    /// Certified devices, valid at `now` and seen at or after `live_since`, of the on-duty,
+    /// non-revoked members of an organisation: where a waiting conversation's envelopes go.
+    pub async fn certified_on_duty_devices(
+        &self,
+        org: &[u8],
+        now: i64,
+        live_since: i64,
+    ) -> Result<Vec<Vec<u8>>> {
         Ok(with_db!(self, read, |pool| {
             sqlx::query_scalar(
                 "SELECT d.id FROM devices d JOIN members m ON m.id = d.member_id \
                  WHERE m.org_id = $1 AND m.on_duty = 1 AND m.revoked = 0 \
-                 AND d.certified_until > $2 ORDER BY d.id",
+                 AND d.certified_until > $2 AND d.seen_hour >= $3 ORDER BY d.id",
             )
             .bind(org)
             .bind(now)
+            .bind(live_since)
             .fetch_all(pool)
             .await?
         }))

@@ -70,6 +70,6 @@ pub async fn logout(
     State(state): State<AppState>,
     AppJson(req): AppJson<LogoutRequest>,
 ) -> Result<StatusCode> {
-    auth::logout(&state, &req.refresh_token).await?;
+    auth::logout(&state, &req.refresh_token, req.remove_device).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,7 +7,7 @@ use crate::service::devices;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use quietline_proto::ErrorBody;
 use quietline_proto::wire::{
     Bundle, Challenge, DeviceRegistered, PrekeyCount, RegisterDevice, UploadPrekeys,
@@ -19,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/devices", post(register))
         .route("/v1/devices/me/prekeys", put(upload_prekeys))
         .route("/v1/devices/{id}/bundle", get(bundle))
+        .route("/v1/devices/{id}", delete(remove))
 }
 
 /// `POST /v1/devices/challenge`
@@ -74,4 +75,20 @@ pub async fn bundle(
     PathId(id): PathId,
 ) -> Result<AppJson<Bundle>> {
     devices::bundle(&state, caller, id).await.map(AppJson)
+}
+
+/// `DELETE /v1/devices/{id}`
+///
+/// A signed-in member removes one of their own devices (a lost or abandoned browser) with
+/// its tokens, prekeys, push registration and pending envelopes. Anything else (another
+/// member's device, a survivor device, an unknown id) is `not_found`.
+#[utoipa::path(delete, path = "/v1/devices/{id}", tag = "devices", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn remove(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    PathId(id): PathId,
+) -> Result<StatusCode> {
+    devices::remove(&state, caller, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
 use quietline_proto::ErrorBody;
-use quietline_proto::wire::{ExitRequest, Exited, ReturnRequest, TokenPair};
+use quietline_proto::wire::{ExitRequest, Exited, ReturnRequest, Returned};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -45,18 +45,20 @@ pub async fn exit_now(
 
 /// `POST /v1/exit/return`
 ///
-/// Come back after `hide`: the exit token as bearer plus a fresh proof-of-work (from
-/// `POST /v1/devices/challenge`). Returns a new token pair and tells the advocate. A missing
-/// or wrong proof-of-work is `invalid_proof_of_work` (checked first); an unknown, wiped or
-/// not hidden device is `unauthorized`.
+/// Come back after `hide`: the exit token as bearer, a fresh proof-of-work (from
+/// `POST /v1/devices/challenge`) and an Ed25519 signature by the device's registered signing
+/// key over the context `relay exit return v1\0` followed by the challenge. Returns a new
+/// token pair and a new exit token (the old one stops working) and tells the advocate. A
+/// missing or wrong proof-of-work is `invalid_proof_of_work` (checked first); every other
+/// failure (unknown, wiped or not hidden device, wrong signature) is the same `unauthorized`.
 #[utoipa::path(post, path = "/v1/exit/return", tag = "exit", request_body = ReturnRequest,
-    responses((status = 200, body = TokenPair), (status = 400, body = ErrorBody),
+    responses((status = 200, body = Returned), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn come_back(
     State(state): State<AppState>,
     BearerToken(token): BearerToken,
     AppJson(req): AppJson<ReturnRequest>,
-) -> Result<AppJson<TokenPair>> {
+) -> Result<AppJson<Returned>> {
     exit::come_back(&state, &token, req).await.map(AppJson)
 }
