@@ -102,6 +102,10 @@ pub async fn start(
             .await;
         sweeper.abort();
         waker.abort();
+        // Wake signals already under way finish (their HTTP client has short timeouts).
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(10), state.wake_tasks.idle())
+                .await;
         state.store.close().await;
         result.context("server error")
     });
