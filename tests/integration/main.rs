@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod abuse;
+mod architecture;
 mod auth;
 mod cli;
 mod conversations;
@@ -16,3 +17,4 @@ mod hardening;
 mod metadata;
 mod push;
 mod retention;
+mod schema;
