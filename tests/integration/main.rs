@@ -9,6 +9,7 @@ mod architecture;
 mod auth;
 mod cli;
 mod conversations;
+mod docs_map;
 pub mod durability;
 mod e2e;
 mod envelopes;
