@@ -132,7 +132,9 @@ fn x3dh_and_ratchet_match_the_frozen_vectors() {
     let frozen: Value = serde_json::from_str(&std::fs::read_to_string(PATH).unwrap()).unwrap();
     if std::env::var_os("QUIETLINE_WRITE_VECTORS").is_some() && frozen != now {
         std::fs::write(PATH, serde_json::to_string_pretty(&now).unwrap() + "\n").unwrap();
-        panic!("frozen vectors rewritten: review the diff, run crosscheck.py, and run this test again");
+        panic!(
+            "frozen vectors rewritten: review the diff, run crosscheck.py, and run this test again"
+        );
     }
     for case in ["with_one_time_prekey", "without_one_time_prekey"] {
         let (f, n) = (&frozen[case], &now[case]);
@@ -158,8 +160,15 @@ fn frozen_envelopes_still_open() {
         ("without_one_time_prekey", false),
     ] {
         let case = &frozen[name];
-        let env = |i: usize| hex::decode(case["messages"][i]["envelope"].as_str().unwrap()).unwrap();
-        let text = |i: usize| case["messages"][i]["plaintext"].as_str().unwrap().as_bytes().to_vec();
+        let env =
+            |i: usize| hex::decode(case["messages"][i]["envelope"].as_str().unwrap()).unwrap();
+        let text = |i: usize| {
+            case["messages"][i]["plaintext"]
+                .as_str()
+                .unwrap()
+                .as_bytes()
+                .to_vec()
+        };
         assert_eq!(case["messages"][2]["from"], "bob");
 
         // Bob, rebuilt from his seed: every message from Alice, including the one after the
@@ -173,8 +182,17 @@ fn frozen_envelopes_still_open() {
         let mut tampered = env(3);
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
-        assert!(bob.decrypt_with(&tampered, &mut rng_b, None).is_err(), "{name}");
-        assert_eq!(bob.decrypt_with(&env(3), &mut rng_b, None).unwrap().to_vec(), text(3), "{name}");
+        assert!(
+            bob.decrypt_with(&tampered, &mut rng_b, None).is_err(),
+            "{name}"
+        );
+        assert_eq!(
+            bob.decrypt_with(&env(3), &mut rng_b, None)
+                .unwrap()
+                .to_vec(),
+            text(3),
+            "{name}"
+        );
         assert!(bob.decrypt(&env(3)).is_err(), "{name}: replay");
 
         // Alice, rebuilt from her seed up to her two first sends: Bob's answer opens.
@@ -184,6 +202,13 @@ fn frozen_envelopes_still_open() {
         let mut alice = x3dh::initiate_with(&alice_id, &b, CONVERSATION, &mut rng_a).unwrap();
         alice.encrypt(&text(0)).unwrap();
         alice.encrypt(&text(1)).unwrap();
-        assert_eq!(alice.decrypt_with(&env(2), &mut rng_a, None).unwrap().to_vec(), text(2), "{name}");
+        assert_eq!(
+            alice
+                .decrypt_with(&env(2), &mut rng_a, None)
+                .unwrap()
+                .to_vec(),
+            text(2),
+            "{name}"
+        );
     }
 }

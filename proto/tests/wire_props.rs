@@ -3,6 +3,8 @@
 //! or byte replaced, cut short, lengthened), and random text, so both the "parses and
 //! round-trips" branch and the "refused without panicking" branch run in every case set.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use proptest::prelude::*;
 use quietline_proto::wire::{Ack, ClientFrame, OutgoingEnvelope, SendMessage};
 use quietline_proto::{Id, b64};
@@ -23,8 +25,11 @@ fn id_text() -> impl Strategy<Value = String> {
     let alphabet = "[A-Za-z0-9_=+/.-]";
     prop_oneof![
         any::<[u8; 16]>().prop_map(|b| Id(b).to_string()),
-        (any::<[u8; 16]>(), any::<usize>(), alphabet)
-            .prop_map(|(b, at, c)| replace_char(&Id(b).to_string(), at, c.chars().next().unwrap_or('A'))),
+        (any::<[u8; 16]>(), any::<usize>(), alphabet).prop_map(|(b, at, c)| replace_char(
+            &Id(b).to_string(),
+            at,
+            c.chars().next().unwrap_or('A')
+        )),
         (any::<[u8; 16]>(), "[A-Za-z0-9_-]{1,3}").prop_map(|(b, extra)| Id(b).to_string() + &extra),
         any::<[u8; 16]>().prop_map(|b| Id(b).to_string()[..21].to_owned()),
         ".{0,40}",
@@ -37,8 +42,11 @@ fn b64_text() -> impl Strategy<Value = String> {
     let bytes = proptest::collection::vec(any::<u8>(), 0..100);
     prop_oneof![
         bytes.clone().prop_map(|b| b64::encode(&b)),
-        (bytes.clone(), any::<usize>(), "[A-Za-z0-9_=+/-]")
-            .prop_map(|(b, at, c)| replace_char(&b64::encode(&b), at, c.chars().next().unwrap_or('A'))),
+        (bytes.clone(), any::<usize>(), "[A-Za-z0-9_=+/-]").prop_map(|(b, at, c)| replace_char(
+            &b64::encode(&b),
+            at,
+            c.chars().next().unwrap_or('A')
+        )),
         (bytes, "[A-Za-z0-9_-]").prop_map(|(b, c)| b64::encode(&b) + &c),
         "[A-Za-z0-9_=+/-]{0,64}",
     ]
@@ -47,19 +55,30 @@ fn b64_text() -> impl Strategy<Value = String> {
 fn send_message() -> impl Strategy<Value = SendMessage> {
     (
         any::<[u8; 16]>(),
-        proptest::collection::vec((any::<[u8; 16]>(), proptest::collection::vec(any::<u8>(), 0..64)), 0..4),
+        proptest::collection::vec(
+            (
+                any::<[u8; 16]>(),
+                proptest::collection::vec(any::<u8>(), 0..64),
+            ),
+            0..4,
+        ),
     )
         .prop_map(|(id, envs)| SendMessage {
             message_id: Id(id),
             envelopes: envs
                 .into_iter()
-                .map(|(d, c)| OutgoingEnvelope { device_id: Id(d), ciphertext: b64::Bytes(c) })
+                .map(|(d, c)| OutgoingEnvelope {
+                    device_id: Id(d),
+                    ciphertext: b64::Bytes(c),
+                })
                 .collect(),
         })
 }
 
 fn ack() -> impl Strategy<Value = Ack> {
-    proptest::collection::vec(any::<[u8; 16]>(), 0..5).prop_map(|ids| Ack { ids: ids.into_iter().map(Id).collect() })
+    proptest::collection::vec(any::<[u8; 16]>(), 0..5).prop_map(|ids| Ack {
+        ids: ids.into_iter().map(Id).collect(),
+    })
 }
 
 /// How a valid body is changed before decoding.

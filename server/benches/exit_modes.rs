@@ -87,7 +87,10 @@ async fn bench(name: &str, config: Config) -> anyhow::Result<()> {
                     quietline_server::random::token(),
                     r#"{"mode":"wipe"}"#.to_owned(),
                 ),
-                m => (survivor(&state, &org).await?, format!(r#"{{"mode":"{m}"}}"#)),
+                m => (
+                    survivor(&state, &org).await?,
+                    format!(r#"{{"mode":"{m}"}}"#),
+                ),
             };
             let started = Instant::now();
             quietline_server::service::exit::exit(&state, Some(&token), body.as_bytes()).await?;

@@ -104,8 +104,7 @@ pub async fn start(
         waker.abort();
         // Wake signals already under way finish (their HTTP client has short timeouts).
         let _ =
-            tokio::time::timeout(std::time::Duration::from_secs(10), state.wake_tasks.idle())
-                .await;
+            tokio::time::timeout(std::time::Duration::from_secs(10), state.wake_tasks.idle()).await;
         state.store.close().await;
         result.context("server error")
     });

@@ -48,7 +48,11 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
         }
         let mut st = Statement::default();
         event.record(&mut st);
-        let text = if st.full.trim().is_empty() { st.summary } else { st.full };
+        let text = if st.full.trim().is_empty() {
+            st.summary
+        } else {
+            st.full
+        };
         let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
         if let Some(list) = CAPTURED.lock().unwrap().as_mut() {
             list.push(text);
@@ -84,7 +88,11 @@ async fn fresh(backend: Backend) -> (AppState, String, Option<tempfile::TempDir>
         .await
         .unwrap();
     let org = random_id().0;
-    state.store.create_org(&org, "hotline", "Hotline", 0).await.unwrap();
+    state
+        .store
+        .create_org(&org, "hotline", "Hotline", 0)
+        .await
+        .unwrap();
     let device = random_id().0;
     let token = quietline_server::random::token();
     let hash = quietline_server::random::token_hash(&token);
@@ -148,7 +156,11 @@ async fn every_exit_runs_the_same_database_statements(backend: Backend) {
             .filter(|(t, _)| t == "devices")
             .count();
         let wiped = matches!(label, "wipe" | "duress");
-        assert_eq!(devices_left, usize::from(!wiped), "{label}: the exit happened");
+        assert_eq!(
+            devices_left,
+            usize::from(!wiped),
+            "{label}: the exit happened"
+        );
         state.store.close().await;
         let mut statements = CAPTURED.lock().unwrap().take().unwrap();
         // The dump above is the test's own reading, not the exit's work.
@@ -177,7 +189,10 @@ async fn every_exit_runs_the_same_database_statements(backend: Backend) {
         "statements were captured: {first:?}"
     );
     assert_eq!(
-        first.iter().filter(|s| *s == "<one device-list read>").count(),
+        first
+            .iter()
+            .filter(|s| *s == "<one device-list read>")
+            .count(),
         1,
         "{first:?}"
     );

@@ -31,7 +31,10 @@ fn the_server_builds_proto_without_crypto() {
     );
     // The check can see the feature where it is on: the client builds proto with it.
     let client = features("quietline-client");
-    assert!(client.contains("quietline-proto feature \"crypto\""), "{client}");
+    assert!(
+        client.contains("quietline-proto feature \"crypto\""),
+        "{client}"
+    );
 }
 
 fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
@@ -55,10 +58,20 @@ fn only_the_store_speaks_sql_and_services_know_no_http() {
     assert!(files.len() > 10);
     let mut problems = Vec::new();
     for file in &files {
-        let rel = file.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+        let rel = file
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let text = std::fs::read_to_string(file).unwrap();
         if !rel.starts_with("store") {
-            for sql in ["sqlx::query", "query_scalar(", "query_as(", "sqlx::raw_sql", "AssertSqlSafe"] {
+            for sql in [
+                "sqlx::query",
+                "query_scalar(",
+                "query_as(",
+                "sqlx::raw_sql",
+                "AssertSqlSafe",
+            ] {
                 if text.contains(sql) {
                     problems.push(format!("{rel} runs SQL ({sql})"));
                 }

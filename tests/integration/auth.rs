@@ -60,12 +60,29 @@ async fn logout_kills_the_whole_token_family(backend: Backend) {
     let api = s.api();
     let second = api.refresh(&sur.refresh_token).await.unwrap();
     let third = api.refresh(&second.refresh_token).await.unwrap();
-    assert_eq!(refresh_rows().await, 4, "three of one family, one of the other");
+    assert_eq!(
+        refresh_rows().await,
+        4,
+        "three of one family, one of the other"
+    );
     let device = api.with_token(third.access_token.as_str());
     device.logout(&third.refresh_token).await.unwrap();
-    assert_eq!(refresh_rows().await, 1, "only the other session's token is left");
-    for token in [&sur.refresh_token, &second.refresh_token, &third.refresh_token] {
-        assert!(api.refresh(token).await.unwrap_err().is(ErrorCode::Unauthorized));
+    assert_eq!(
+        refresh_rows().await,
+        1,
+        "only the other session's token is left"
+    );
+    for token in [
+        &sur.refresh_token,
+        &second.refresh_token,
+        &third.refresh_token,
+    ] {
+        assert!(
+            api.refresh(token)
+                .await
+                .unwrap_err()
+                .is(ErrorCode::Unauthorized)
+        );
     }
     // The other session is untouched.
     let renewed = api.refresh(&other.refresh_token).await.unwrap();

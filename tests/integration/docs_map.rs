@@ -89,7 +89,11 @@ fn named_tests(block: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = block;
     while let Some(at) = rest.find("Test:").or_else(|| rest.find("Tests:")) {
-        let marker = if rest[at..].starts_with("Tests:") { 6 } else { 5 };
+        let marker = if rest[at..].starts_with("Tests:") {
+            6
+        } else {
+            5
+        };
         rest = &rest[at + marker..];
         loop {
             let t = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ',');
@@ -198,7 +202,9 @@ fn every_documented_promise_names_a_test_that_exists() {
             }
             for t in named_tests(&block) {
                 if !test_exists(&files, &t) {
-                    problems.push(format!("{file} ({heading}): `{t}` is not a test in the tree"));
+                    problems.push(format!(
+                        "{file} ({heading}): `{t}` is not a test in the tree"
+                    ));
                 }
             }
         }
@@ -211,7 +217,9 @@ fn every_documented_promise_names_a_test_that_exists() {
             }
             for t in tests {
                 if !test_exists(&files, &t) {
-                    problems.push(format!("{file} ({heading}): `{t}` is not a test in the tree"));
+                    problems.push(format!(
+                        "{file} ({heading}): `{t}` is not a test in the tree"
+                    ));
                 }
             }
         }
@@ -226,17 +234,26 @@ fn the_checker_sees_missing_and_unknown_tests() {
                - hide holds delivery.\n\n| a | b |\n|---|---|\n| row | Test: `nope::not_a_test` |\n";
     let found = promises("docs/SAFETY.md", doc);
     assert_eq!(found.len(), 3, "{found:?}");
-    assert_eq!(named_tests(&found[0].1), ["exit::wipe_leaves_no_rows_for_the_device"]);
+    assert_eq!(
+        named_tests(&found[0].1),
+        ["exit::wipe_leaves_no_rows_for_the_device"]
+    );
     assert!(named_tests(&found[1].1).is_empty());
     let files = vec![(
         PathBuf::from("tests/integration/exit.rs"),
         "async fn wipe_leaves_no_rows_for_the_device(b: Backend) {}\non_both!(wipe_leaves_no_rows_for_the_device);\nfn helper() {}\n"
             .to_owned(),
     )];
-    assert!(test_exists(&files, "exit::wipe_leaves_no_rows_for_the_device"));
+    assert!(test_exists(
+        &files,
+        "exit::wipe_leaves_no_rows_for_the_device"
+    ));
     assert!(!test_exists(&files, "exit::helper"), "not a test");
     assert!(!test_exists(&files, "nope::not_a_test"));
-    assert!(!test_exists(&files, "push::wipe_leaves_no_rows_for_the_device"), "wrong module");
+    assert!(
+        !test_exists(&files, "push::wipe_leaves_no_rows_for_the_device"),
+        "wrong module"
+    );
     let arch = "**Architecture invariant:** x.\n\n**Architecture invariant:** y. Test: `a::b`\n";
     assert_eq!(promises("ARCHITECTURE.md", arch).len(), 2);
     // A list ends at the first other text; remarks in parentheses are skipped.

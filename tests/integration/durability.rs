@@ -32,9 +32,10 @@ fn child_server() {
         quietline_server::serve::init_logging(&config.log_level);
         let state = AppState::new(config, Arc::new(SystemClock)).await.unwrap();
         // SIGTERM stops it gracefully (flushing its log); the durability test uses SIGKILL.
-        let running = quietline_server::serve::start(state, quietline_server::serve::shutdown_signal())
-            .await
-            .unwrap();
+        let running =
+            quietline_server::serve::start(state, quietline_server::serve::shutdown_signal())
+                .await
+                .unwrap();
         println!("CHILD-LISTENING {}", running.addr);
         let _ = running.task.await;
     });

@@ -33,7 +33,7 @@ async fn assert_no_plaintext(s: &TestServer, stage: &str) {
             [
                 t.as_bytes().to_vec(),
                 hex(t.as_bytes()).into_bytes(),
-                quietline_proto::b64::encode(t.as_bytes())[..20].as_bytes().to_vec(),
+                quietline_proto::b64::encode(t.as_bytes()).as_bytes()[..20].to_vec(),
             ]
         })
         .collect();
@@ -41,7 +41,10 @@ async fn assert_no_plaintext(s: &TestServer, stage: &str) {
     assert!(!dump.is_empty());
     for (table, row) in &dump {
         for needle in &needles {
-            assert!(!contains(row.as_bytes(), needle), "{stage}: plaintext in {table}");
+            assert!(
+                !contains(row.as_bytes(), needle),
+                "{stage}: plaintext in {table}"
+            );
         }
     }
     let mut raw: Vec<(String, Vec<u8>)> = Vec::new();
@@ -59,8 +62,15 @@ async fn assert_no_plaintext(s: &TestServer, stage: &str) {
             .output()
             .await
             .expect("pg_dump runs");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert!(contains(&out.stdout, b"COPY public.envelopes"), "a full dump");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            contains(&out.stdout, b"COPY public.envelopes"),
+            "a full dump"
+        );
         raw.push(("pg_dump".into(), out.stdout));
     }
     assert!(!raw.is_empty());

@@ -401,7 +401,10 @@ async fn quick_exit_destroys_the_state_file_on_wipe_and_duress(backend: Backend)
     s.stop().await;
     let (mut client, path) = unreachable.unwrap();
     assert!(client.quick_exit(ExitMode::Wipe).await.is_err());
-    assert!(!path.exists(), "destroyed although the relay did not answer");
+    assert!(
+        !path.exists(),
+        "destroyed although the relay did not answer"
+    );
     // Only the hidden device's file is left; no temporary copy of any other.
     assert_eq!(files(dir.path()), vec!["hide.state".to_owned()]);
 }

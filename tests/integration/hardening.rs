@@ -261,25 +261,31 @@ async fn metrics_answer_on_the_admin_listener_and_not_on_the_api(backend: Backen
     assert_ne!(admin, s.base);
     // Something to count first.
     let sur = s.survivor().await;
-    s.api().exit(&sur.exit_token, quietline_client::ExitMode::Hide).await.unwrap();
+    s.api()
+        .exit(&sur.exit_token, quietline_client::ExitMode::Hide)
+        .await
+        .unwrap();
     let http = reqwest::Client::new();
     let r = http.get(format!("{admin}/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
     assert!(text.contains("quietline_"), "{text}");
-    let unknown_api = s
-        .api()
-        .raw(RawRequest::get("/no-such-page"))
-        .await
-        .unwrap();
+    let unknown_api = s.api().raw(RawRequest::get("/no-such-page")).await.unwrap();
     assert_eq!(unknown_api.status, 404);
     for path in ["/metrics", "/v1/metrics"] {
         let r = s.api().raw(RawRequest::get(path)).await.unwrap();
         assert_eq!(r.status, 404, "{path}");
-        assert_eq!(r.body, unknown_api.body, "{path} answers like an unknown path");
+        assert_eq!(
+            r.body, unknown_api.body,
+            "{path} answers like an unknown path"
+        );
     }
     // The admin listener serves nothing else.
-    let r = http.get(format!("{admin}/v1/conversations")).send().await.unwrap();
+    let r = http
+        .get(format!("{admin}/v1/conversations"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     s.stop().await;
 }

@@ -14,9 +14,7 @@ fn rows(dump: &[(String, String)], table: &str) -> usize {
 /// an event and an invitation 7 days, a refresh token 30 days. Past them each is refused
 /// and the sweeper deletes it; before, nothing is swept. One hour of slack allows for
 /// expiries stored rounded to the hour.
-async fn events_challenges_invitations_and_refresh_tokens_expire_as_documented(
-    backend: Backend,
-) {
+async fn events_challenges_invitations_and_refresh_tokens_expire_as_documented(backend: Backend) {
     const HOUR: i64 = 3600;
     const DAY: i64 = 24 * HOUR;
     let s = TestServer::start(backend).await;
@@ -63,7 +61,12 @@ async fn events_challenges_invitations_and_refresh_tokens_expire_as_documented(
     // Fresh: nothing of these is swept.
     let swept = sweep_once(&s.state).await.unwrap();
     assert_eq!(
-        (swept.events, swept.challenges, swept.refresh_tokens, swept.invitations),
+        (
+            swept.events,
+            swept.challenges,
+            swept.refresh_tokens,
+            swept.invitations
+        ),
         (0, 0, 0, 0)
     );
 
@@ -79,7 +82,10 @@ async fn events_challenges_invitations_and_refresh_tokens_expire_as_documented(
     assert!(err.is(ErrorCode::InvalidProofOfWork), "{err:?}");
     let swept = sweep_once(&s.state).await.unwrap();
     assert_eq!(swept.challenges, 1, "the unused one is swept");
-    assert_eq!((swept.events, swept.invitations, swept.refresh_tokens), (0, 0, 0));
+    assert_eq!(
+        (swept.events, swept.invitations, swept.refresh_tokens),
+        (0, 0, 0)
+    );
     drop(pow_b);
 
     // Events and invitations: 7 days.
@@ -91,7 +97,10 @@ async fn events_challenges_invitations_and_refresh_tokens_expire_as_documented(
         })
         .await
         .unwrap_err();
-    assert!(err.status().is_some_and(|st| (400..500).contains(&st)), "{err:?}");
+    assert!(
+        err.status().is_some_and(|st| (400..500).contains(&st)),
+        "{err:?}"
+    );
     let swept = sweep_once(&s.state).await.unwrap();
     assert!(swept.events >= 1);
     assert_eq!(swept.invitations, 1);

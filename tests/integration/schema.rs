@@ -63,9 +63,19 @@ async fn envelopes_have_no_sender_column(backend: Backend) {
     // Exactly these: a new column must be argued for here and in docs/SAFETY.md.
     assert_eq!(
         envelopes,
-        ["ciphertext", "conversation_id", "expires_at", "id", "recipient", "seq"]
+        [
+            "ciphertext",
+            "conversation_id",
+            "expires_at",
+            "id",
+            "recipient",
+            "seq"
+        ]
     );
-    assert!(all.iter().any(|(t, _)| t == "devices"), "every table is listed");
+    assert!(
+        all.iter().any(|(t, _)| t == "devices"),
+        "every table is listed"
+    );
     for (table, column) in &all {
         let c = column.to_lowercase();
         for banned in [

@@ -187,7 +187,11 @@ struct Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        if self.running.fetch_sub(1, std::sync::atomic::Ordering::AcqRel) == 1 {
+        if self
+            .running
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
             self.idle.notify_waiters();
         }
     }
@@ -366,7 +370,10 @@ mod tests {
     async fn wake_tasks_are_idle_only_when_every_task_has_ended() {
         use futures_util::FutureExt;
         let tasks = WakeTasks::default();
-        assert!(tasks.idle().now_or_never().is_some(), "idle with nothing running");
+        assert!(
+            tasks.idle().now_or_never().is_some(),
+            "idle with nothing running"
+        );
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tasks.spawn(async move {
             let _ = rx.await;

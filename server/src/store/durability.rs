@@ -51,7 +51,10 @@ impl Store {
 /// `Ok` when every expected setting is present in `actual` with its expected value.
 fn check_settings(expected: &[(&str, &str)], actual: &[(String, String)]) -> Result<()> {
     for (name, value) in expected {
-        let got = actual.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        let got = actual
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str());
         if got != Some(*value) {
             return Err(StoreError::NotDurable(format!(
                 "{name} is {}, must be {value}",
