@@ -28,7 +28,7 @@ pub fn postgres_url() -> Option<String> {
 }
 
 /// A fresh, empty PostgreSQL database for one test; returns its URL. Databases left by
-/// earlier runs (other process ids) are dropped first.
+/// earlier runs (process ids no longer running) are dropped first.
 pub async fn fresh_postgres_database(base: &str) -> String {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(base)
@@ -42,7 +42,13 @@ pub async fn fresh_postgres_database(base: &str) -> String {
     .fetch_all(&mut conn)
     .await
     .unwrap_or_default();
-    for db in stale {
+    // Only databases whose process has ended: suites running in parallel on one machine
+    // (several worktrees, one PostgreSQL) must not drop each other's databases mid-test.
+    let ended = |db: &String| {
+        let pid = db.split('_').nth(1).unwrap_or_default();
+        !std::path::Path::new("/proc").join(pid).exists()
+    };
+    for db in stale.into_iter().filter(ended) {
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
             "DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"
         )))
