@@ -64,15 +64,19 @@ struct StateArgs {
 }
 
 impl StateArgs {
-    fn file(&self) -> Result<StateFile> {
-        let key_path = match &self.state_key {
+    fn key_path(&self) -> PathBuf {
+        match &self.state_key {
             Some(p) => p.clone(),
             None => {
                 let mut p = self.state.clone().into_os_string();
                 p.push(".key");
                 PathBuf::from(p)
             }
-        };
+        }
+    }
+
+    fn file(&self) -> Result<StateFile> {
+        let key_path = self.key_path();
         let key = load_or_create_key(&key_path)
             .with_context(|| format!("state key {}", key_path.display()))?;
         Ok(StateFile::new(&self.state, key))
@@ -257,6 +261,21 @@ async fn enroll(server: &str, args: EnrollArgs) -> Result<()> {
     Ok(())
 }
 
+/// Overwrite a file with zeros and remove it; a missing file is fine.
+fn destroy_file(path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let zeros = vec![0u8; usize::try_from(meta.len()).unwrap_or(0)];
+        let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+        f.write_all(&zeros)?;
+        f.sync_all()?;
+    }
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 // ---------------------------------------------------------------- survivor
 
 async fn survivor(server: &str, args: SurvivorArgs) -> Result<()> {
@@ -314,6 +333,12 @@ async fn survivor(server: &str, args: SurvivorArgs) -> Result<()> {
                         };
                         if let Err(e) = client.quick_exit(mode).await {
                             info(format!("quick exit: {e}"));
+                        }
+                        // The SDK destroyed the state file; its key file goes too.
+                        if matches!(mode, ExitMode::Wipe | ExitMode::Duress) {
+                            if let Err(e) = destroy_file(&args.state.key_path()) {
+                                info(format!("quick exit: the key file: {e}"));
+                            }
                         }
                         return Ok(());
                     }
@@ -783,6 +808,27 @@ mod tests {
             ])
             .is_err()
         );
+    }
+
+    #[test]
+    fn the_key_file_is_destroyed_and_a_missing_one_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = StateArgs {
+            state: dir.path().join("device.state"),
+            state_key: None,
+        };
+        let key = args.key_path();
+        assert_eq!(key, dir.path().join("device.state.key"));
+        args.file().unwrap();
+        assert!(key.exists(), "created on first use");
+        destroy_file(&key).unwrap();
+        assert!(!key.exists());
+        destroy_file(&key).unwrap();
+        let elsewhere = StateArgs {
+            state: dir.path().join("device.state"),
+            state_key: Some(dir.path().join("k")),
+        };
+        assert_eq!(elsewhere.key_path(), dir.path().join("k"));
     }
 
     #[test]
