@@ -335,10 +335,10 @@ async fn survivor(server: &str, args: SurvivorArgs) -> Result<()> {
                             info(format!("quick exit: {e}"));
                         }
                         // The SDK destroyed the state file; its key file goes too.
-                        if matches!(mode, ExitMode::Wipe | ExitMode::Duress) {
-                            if let Err(e) = destroy_file(&args.state.key_path()) {
-                                info(format!("quick exit: the key file: {e}"));
-                            }
+                        if matches!(mode, ExitMode::Wipe | ExitMode::Duress)
+                            && let Err(e) = destroy_file(&args.state.key_path())
+                        {
+                            info(format!("quick exit: the key file: {e}"));
                         }
                         return Ok(());
                     }
