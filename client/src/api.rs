@@ -747,11 +747,18 @@ mod tests {
 
     #[test]
     fn exit_modes_serialise_as_documented() {
-        let json = serde_json::to_string(&ExitRequest {
-            mode: ExitMode::Duress,
-        })
-        .unwrap();
-        assert_eq!(json, r#"{"mode":"duress"}"#);
+        use quietline_proto::wire;
+        // Each of the three as the documentation spells it, and as the relay reads it.
+        for (mode, name, relay) in [
+            (ExitMode::Hide, "hide", wire::ExitMode::Hide),
+            (ExitMode::Wipe, "wipe", wire::ExitMode::Wipe),
+            (ExitMode::Duress, "duress", wire::ExitMode::Duress),
+        ] {
+            let json = serde_json::to_string(&ExitRequest { mode }).unwrap();
+            assert_eq!(json, format!(r#"{{"mode":"{name}"}}"#));
+            let read: wire::ExitRequest = serde_json::from_str(&json).unwrap();
+            assert_eq!(read.mode, relay);
+        }
     }
 
     #[test]

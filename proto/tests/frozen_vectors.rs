@@ -139,15 +139,20 @@ fn all() -> Value {
 #[test]
 fn x3dh_and_ratchet_match_the_frozen_vectors() {
     let now = all();
-    if std::env::var_os("QUIETLINE_WRITE_VECTORS").is_some() {
-        std::fs::write(PATH, serde_json::to_string_pretty(&now).unwrap() + "\n").unwrap();
-    }
+    // Always compare with the committed file as it was before this run.
     let frozen: Value = serde_json::from_str(&std::fs::read_to_string(PATH).unwrap()).unwrap();
+    if std::env::var_os("QUIETLINE_WRITE_VECTORS").is_some() && frozen != now {
+        std::fs::write(PATH, serde_json::to_string_pretty(&now).unwrap() + "\n").unwrap();
+        panic!(
+            "frozen vectors rewritten: review the diff, run crosscheck.py, and run this test again"
+        );
+    }
     for case in ["with_one_time_prekey", "without_one_time_prekey"] {
         let (f, n) = (&frozen[case], &now[case]);
         for key in ["alice", "bob", "alice_session_after", "bob_session_after"] {
             assert_eq!(f[key], n[key], "{case}: {key}");
         }
+        assert_eq!(f["messages"].as_array().unwrap().len(), 4, "{case}");
         for i in 0..4 {
             assert_eq!(f["messages"][i], n["messages"][i], "{case}: message {i}");
         }
@@ -155,26 +160,68 @@ fn x3dh_and_ratchet_match_the_frozen_vectors() {
     assert_eq!(frozen, now);
 }
 
+/// Every frozen envelope opens from the frozen bytes alone on the receiving side, in both
+/// cases: Bob opens Alice's first two messages and her third, sent after a DH ratchet step;
+/// Alice opens Bob's answer. A changed envelope does not open.
 #[test]
 fn frozen_envelopes_still_open() {
-    // Independent of the sender code: Bob's stored device secrets cannot be rebuilt from the
-    // JSON alone, so replay the receive side from the frozen bytes.
     let frozen: Value = serde_json::from_str(&std::fs::read_to_string(PATH).unwrap()).unwrap();
-    let case = &frozen["with_one_time_prekey"];
-    let mut rng_b = SeededRng::new(case["rng_bob"].as_str().unwrap());
-    let (mut secrets, _) = DeviceSecrets::generate_with(&mut rng_b, 2).unwrap();
-    let env = |i: usize| hex::decode(case["messages"][i]["envelope"].as_str().unwrap()).unwrap();
-    let text = |i: usize| {
-        case["messages"][i]["plaintext"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
-    let (mut bob, p1) =
-        Session::respond_with(&mut secrets, CONVERSATION, &env(0), &mut rng_b, None).unwrap();
-    assert_eq!(String::from_utf8(p1.to_vec()).unwrap(), text(0));
-    let p2 = bob.decrypt(&env(1)).unwrap();
-    assert_eq!(String::from_utf8(p2.to_vec()).unwrap(), text(1));
+    for (name, with_one_time) in [
+        ("with_one_time_prekey", true),
+        ("without_one_time_prekey", false),
+    ] {
+        let case = &frozen[name];
+        let env =
+            |i: usize| hex::decode(case["messages"][i]["envelope"].as_str().unwrap()).unwrap();
+        let text = |i: usize| {
+            case["messages"][i]["plaintext"]
+                .as_str()
+                .unwrap()
+                .as_bytes()
+                .to_vec()
+        };
+        assert_eq!(case["messages"][2]["from"], "bob");
+
+        // Bob, rebuilt from his seed: every message from Alice, including the one after the
+        // ratchet step (message 4, under a ratchet key he has not seen before).
+        let mut rng_b = SeededRng::new(case["rng_bob"].as_str().unwrap());
+        let (mut secrets, bob_keys) = DeviceSecrets::generate_with(&mut rng_b, 2).unwrap();
+        let (mut bob, p1) =
+            Session::respond_with(&mut secrets, CONVERSATION, &env(0), &mut rng_b, None).unwrap();
+        assert_eq!(p1.to_vec(), text(0), "{name}");
+        assert_eq!(bob.decrypt(&env(1)).unwrap().to_vec(), text(1), "{name}");
+        let mut tampered = env(3);
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert!(
+            bob.decrypt_with(&tampered, &mut rng_b, None).is_err(),
+            "{name}"
+        );
+        assert_eq!(
+            bob.decrypt_with(&env(3), &mut rng_b, None)
+                .unwrap()
+                .to_vec(),
+            text(3),
+            "{name}"
+        );
+        assert!(bob.decrypt(&env(3)).is_err(), "{name}: replay");
+
+        // Alice, rebuilt from her seed up to her two first sends: Bob's answer opens.
+        let mut rng_a = SeededRng::new(case["rng_alice"].as_str().unwrap());
+        let alice_id = IdentityKeyPair::generate_with(&mut rng_a).unwrap();
+        let b = bundle(&bob_keys, with_one_time);
+        let mut alice = x3dh::initiate_with(&alice_id, &b, CONVERSATION, &mut rng_a).unwrap();
+        alice.encrypt(&text(0)).unwrap();
+        alice.encrypt(&text(1)).unwrap();
+        assert_eq!(
+            alice
+                .decrypt_with(&env(2), &mut rng_a, None)
+                .unwrap()
+                .to_vec(),
+            text(2),
+            "{name}"
+        );
+    }
 }
 
 /// The organisation trust statements, from fixed keys.

@@ -23,6 +23,8 @@ pub struct Inner {
     /// The one HTTP client for wake signals ([`crate::service::push`]): redirects off, short
     /// timeouts, no user agent.
     pub http: reqwest::Client,
+    /// Wake signals sent in the background after a store; shutdown (and tests) wait on it.
+    pub wake_tasks: crate::service::push::WakeTasks,
 }
 
 impl Deref for AppState {
@@ -83,6 +85,7 @@ impl AppState {
             hub,
             limits,
             http,
+            wake_tasks: Default::default(),
         })))
     }
 

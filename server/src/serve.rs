@@ -108,6 +108,9 @@ pub async fn start(
         serve_api(listener, router, &state.config, shutdown).await;
         sweeper.abort();
         waker.abort();
+        // Wake signals already under way finish (their HTTP client has short timeouts).
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(10), state.wake_tasks.idle()).await;
         state.store.close().await;
         Ok(())
     });

@@ -39,6 +39,58 @@ async fn a_flooding_device_is_rate_limited_and_others_are_not(backend: Backend) 
     s.stop().await;
 }
 
+/// The rate limit of a member holds across all of the member's devices and the member
+/// token: switching devices does not buy more requests; another member is unaffected.
+async fn a_member_is_rate_limited_across_all_its_devices(backend: Backend) {
+    let s = TestServer::start_with(backend, |c| {
+        c.rate_limit_per_second = 1;
+        c.rate_limit_burst = 6;
+    })
+    .await;
+    s.create_org("hotline").await;
+    // Enrolment, login and device registration spend a few requests from the bucket.
+    let (member_api, _) = s.enrolled_member("hotline", "ana", Role::Advocate).await;
+    let a = member_api
+        .register_member_device(fake_keys(1))
+        .await
+        .unwrap();
+    let b = member_api
+        .register_member_device(fake_keys(1))
+        .await
+        .unwrap();
+    // Two devices of one member, and the member token: 429 is decided before any
+    // permission check, so each request counts against the member whatever it asks.
+    let callers = [
+        s.api().with_token(a.tokens.access_token.as_str()),
+        s.api().with_token(b.tokens.access_token.as_str()),
+        member_api.clone(),
+    ];
+    let mut answered = 0;
+    let mut limited = None;
+    // Far more requests than the burst, alternating devices; one token a second refills
+    // the bucket, so refusal comes well before the end on any machine.
+    for i in 0..60 {
+        let r = callers[i % 3]
+            .raw(RawRequest::get("/v1/conversations"))
+            .await
+            .unwrap();
+        if r.status == 429 {
+            limited = Some(r);
+            break;
+        }
+        assert!(r.status == 200 || r.status == 403, "{}", r.status);
+        answered += 1;
+    }
+    let r = limited.expect("the member is refused across devices");
+    assert!(answered < 60, "{answered}");
+    let body: ErrorBody = serde_json::from_slice(r.body.trim_ascii_end()).unwrap();
+    assert_eq!(body.error.code, ErrorCode::RateLimited);
+    // Another member of the same organisation still gets in.
+    let other = s.member("hotline", "bo", Role::Advocate).await;
+    other.api.conversations().await.unwrap();
+    s.stop().await;
+}
+
 async fn proof_of_work_gets_harder_under_a_flood_of_registrations(backend: Backend) {
     let s = TestServer::start_with(backend, |c| {
         c.pow_bits = 4;
@@ -246,6 +298,7 @@ async fn events_per_device_are_bounded(backend: Backend) {
 }
 
 quietline_tests::on_both!(
+    a_member_is_rate_limited_across_all_its_devices,
     a_flooding_device_is_rate_limited_and_others_are_not,
     proof_of_work_gets_harder_under_a_flood_of_registrations,
     one_open_conversation_per_device,

@@ -43,6 +43,70 @@ async fn refresh_token_reuse_revokes_the_whole_family(backend: Backend) {
     s.stop().await;
 }
 
+/// Logout deletes the whole refresh-token family: the token given, the ones it replaced,
+/// and nothing of any other session (docs/SAFETY.md, `refresh_tokens`).
+async fn logout_kills_the_whole_token_family(backend: Backend) {
+    let s = TestServer::start(backend).await;
+    let refresh_rows = async || {
+        s.store()
+            .dump_all_tables()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|(t, _)| t == "refresh_tokens")
+            .count()
+    };
+    let sur = s.survivor().await;
+    let other = s.survivor().await;
+    let api = s.api();
+    let second = api.refresh(&sur.refresh_token).await.unwrap();
+    let third = api.refresh(&second.refresh_token).await.unwrap();
+    assert_eq!(
+        refresh_rows().await,
+        4,
+        "three of one family, one of the other"
+    );
+    let device = api.with_token(third.access_token.as_str());
+    device.logout(&third.refresh_token).await.unwrap();
+    assert_eq!(
+        refresh_rows().await,
+        1,
+        "only the other session's token is left"
+    );
+    for token in [
+        &sur.refresh_token,
+        &second.refresh_token,
+        &third.refresh_token,
+    ] {
+        assert!(
+            api.refresh(token)
+                .await
+                .unwrap_err()
+                .is(ErrorCode::Unauthorized)
+        );
+    }
+    // The other session is untouched.
+    let renewed = api.refresh(&other.refresh_token).await.unwrap();
+    api.with_token(renewed.access_token.as_str())
+        .inbox()
+        .await
+        .unwrap();
+
+    // A member's session too.
+    s.create_org("hotline").await;
+    let adv = s.member("hotline", "ana", Role::Advocate).await;
+    let before = refresh_rows().await;
+    adv.api.logout(&adv.refresh_token).await.unwrap();
+    assert!(refresh_rows().await < before);
+    assert!(
+        api.refresh(&adv.refresh_token)
+            .await
+            .unwrap_err()
+            .is(ErrorCode::Unauthorized)
+    );
+    s.stop().await;
+}
+
 async fn members_sign_in_with_password_and_totp_and_failures_back_off(backend: Backend) {
     let s = TestServer::start(backend).await;
     s.create_org("hotline").await;
@@ -702,6 +766,7 @@ async fn a_stranger_locks_a_member_out_for_at_most_one_window(backend: Backend) 
 }
 
 quietline_tests::on_both!(
+    logout_kills_the_whole_token_family,
     refresh_token_reuse_revokes_the_whole_family,
     members_sign_in_with_password_and_totp_and_failures_back_off,
     enrolment_tokens_work_once_and_passwords_must_be_long,

@@ -31,9 +31,11 @@ fn child_server() {
         let config = Config::load(None, std::env::vars()).unwrap();
         quietline_server::serve::init_logging(&config.log_level);
         let state = AppState::new(config, Arc::new(SystemClock)).await.unwrap();
-        let running = quietline_server::serve::start(state, std::future::pending())
-            .await
-            .unwrap();
+        // SIGTERM stops it gracefully (flushing its log); the durability test uses SIGKILL.
+        let running =
+            quietline_server::serve::start(state, quietline_server::serve::shutdown_signal())
+                .await
+                .unwrap();
         println!("CHILD-LISTENING {}", running.addr);
         let _ = running.task.await;
     });
@@ -49,6 +51,25 @@ pub struct ChildServer {
     pub child: Child,
     pub base: String,
     pub log: Arc<std::sync::Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl ChildServer {
+    /// Stop the child gracefully (SIGTERM), wait for it to exit, and return every line it
+    /// wrote, read until both pipes reached their end.
+    pub fn stop_and_collect_log(mut self) -> Vec<String> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        assert!(exit.success(), "the child server stopped cleanly: {exit:?}");
+        for reader in self.readers.drain(..) {
+            reader.join().unwrap();
+        }
+        self.log.lock().unwrap().clone()
+    }
 }
 
 pub fn spawn_child_server(env: &[(String, String)]) -> ChildServer {
@@ -74,7 +95,7 @@ pub fn spawn_child_server(env: &[(String, String)]) -> ChildServer {
     let log = Arc::new(std::sync::Mutex::new(Vec::new()));
     let stderr = child.stderr.take().unwrap();
     let err_log = log.clone();
-    std::thread::spawn(move || {
+    let err_reader = std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             err_log.lock().unwrap().push(line);
         }
@@ -90,7 +111,7 @@ pub fn spawn_child_server(env: &[(String, String)]) -> ChildServer {
     };
     // Keep draining stdout so the child never blocks on a full pipe.
     let out_log = log.clone();
-    std::thread::spawn(move || {
+    let out_reader = std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
             out_log.lock().unwrap().push(line);
         }
@@ -99,6 +120,7 @@ pub fn spawn_child_server(env: &[(String, String)]) -> ChildServer {
         child,
         base: format!("http://{addr}"),
         log,
+        readers: vec![err_reader, out_reader],
     }
 }
 

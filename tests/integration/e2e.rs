@@ -23,6 +23,64 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
+/// Neither a dump of every table, nor the files on disk (SQLite: database, WAL and shared
+/// memory), nor `pg_dump` of the whole database (PostgreSQL) holds any of the plaintexts in
+/// clear, hex or base64url.
+async fn assert_no_plaintext(s: &TestServer, stage: &str) {
+    let needles: Vec<Vec<u8>> = [FIRST, REPLY, LIVE]
+        .iter()
+        .flat_map(|t| {
+            [
+                t.as_bytes().to_vec(),
+                hex(t.as_bytes()).into_bytes(),
+                quietline_proto::b64::encode(t.as_bytes()).as_bytes()[..20].to_vec(),
+            ]
+        })
+        .collect();
+    let dump = s.store().dump_all_tables().await.unwrap();
+    assert!(!dump.is_empty());
+    for (table, row) in &dump {
+        for needle in &needles {
+            assert!(
+                !contains(row.as_bytes(), needle),
+                "{stage}: plaintext in {table}"
+            );
+        }
+    }
+    let mut raw: Vec<(String, Vec<u8>)> = Vec::new();
+    if let Some(dir) = &s.data_dir {
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            raw.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+        }
+        assert!(raw.iter().any(|(p, _)| p.ends_with("quietline.db")));
+    }
+    if let Some(url) = &s.database_url {
+        let out = tokio::process::Command::new("pg_dump")
+            .arg("--dbname")
+            .arg(url)
+            .output()
+            .await
+            .expect("pg_dump runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            contains(&out.stdout, b"COPY public.envelopes"),
+            "a full dump"
+        );
+        raw.push(("pg_dump".into(), out.stdout));
+    }
+    assert!(!raw.is_empty());
+    for (what, bytes) in &raw {
+        for needle in &needles {
+            assert!(!contains(bytes, needle), "{stage}: plaintext in {what}");
+        }
+    }
+}
+
 async fn encrypted_conversation_and_the_database_never_holds_plaintext(backend: Backend) {
     let s = TestServer::start(backend).await;
     s.create_org("hotline").await;
@@ -40,30 +98,20 @@ async fn encrypted_conversation_and_the_database_never_holds_plaintext(backend: 
     assert_eq!(sent.devices, vec![advocate.device_id()]);
 
     // What the database holds now, before anything is acknowledged.
-    let dump = s.store().dump_all_tables().await.unwrap();
-    for needle in [FIRST, REPLY, LIVE] {
-        let hex_needle = hex(needle.as_bytes());
-        let b64_needle = quietline_proto::b64::encode(needle.as_bytes());
-        for (table, row) in &dump {
-            assert!(
-                !row.contains(needle)
-                    && !row.contains(&hex_needle)
-                    && !row.contains(&b64_needle[..20]),
-                "plaintext in {table}"
-            );
-        }
-    }
+    assert_no_plaintext(&s, "first message pending").await;
 
     let got = advocate.poll().await.unwrap();
     assert_eq!(texts(&got), vec![FIRST.to_owned()]);
     advocate.api().await.unwrap().claim(conv).await.unwrap();
     advocate.send_text(conv, REPLY).await.unwrap();
+    assert_no_plaintext(&s, "reply pending").await;
     let got = survivor.poll().await.unwrap();
     assert_eq!(texts(&got), vec![REPLY.to_owned()]);
 
     // Live over the stream.
     let mut stream = survivor.connect().await.unwrap();
     advocate.send_text(conv, LIVE).await.unwrap();
+    assert_no_plaintext(&s, "live message pending").await;
     let live = loop {
         let next = tokio::time::timeout(
             std::time::Duration::from_secs(10),
@@ -80,15 +128,7 @@ async fn encrypted_conversation_and_the_database_never_holds_plaintext(backend: 
     assert_eq!(live.text(), Some(LIVE));
     assert_eq!(live.from, advocate.device_id());
 
-    // The SQLite files on disk (database and WAL) hold no plaintext either.
-    if let Some(dir) = &s.data_dir {
-        for entry in std::fs::read_dir(dir.path()).unwrap() {
-            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-            for needle in [FIRST, REPLY, LIVE] {
-                assert!(!contains(&bytes, needle.as_bytes()), "plaintext on disk");
-            }
-        }
-    }
+    assert_no_plaintext(&s, "after every message").await;
     s.stop().await;
 }
 

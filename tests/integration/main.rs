@@ -5,10 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod abuse;
+mod architecture;
 mod auth;
 mod cli;
 mod conversations;
 mod devices;
+mod docs_map;
 pub mod durability;
 mod e2e;
 mod envelopes;
@@ -20,6 +22,7 @@ mod malicious_relay;
 mod metadata;
 mod push;
 mod retention;
+mod schema;
 mod signing_key;
 mod streams;
 mod trust;

@@ -59,7 +59,7 @@ async fn nothing_identifying_is_stored_or_logged(backend: Backend) {
         env.push(("QUIETLINE_DATABASE_URL".to_owned(), url.clone()));
         config.database_url = quietline_server::config::Secret::new(url);
     }
-    let mut server = spawn_child_server(&env);
+    let server = spawn_child_server(&env);
     let admin = AppState::new(config, Arc::new(SystemClock)).await.unwrap();
     admin
         .store
@@ -233,10 +233,11 @@ async fn nothing_identifying_is_stored_or_logged(backend: Backend) {
         }
     }
     // Every log line, at trace level.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
-    let log = server.log.lock().unwrap().join("\n");
+    // Stopped gracefully and read to the end of its output, so no line is missed.
+    let log = tokio::task::spawn_blocking(move || server.stop_and_collect_log())
+        .await
+        .unwrap()
+        .join("\n");
     assert!(
         log.contains("\"route\""),
         "the child logged requests: {}",

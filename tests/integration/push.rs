@@ -76,18 +76,11 @@ impl Receiver {
         self.got.lock().unwrap().len()
     }
 
-    /// Wait until `n` requests have arrived (at most 10 s), then check that no more follow.
-    async fn expect(&self, n: usize) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while self.count() < n {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "expected {n} wake signals, got {}",
-                self.count()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        tokio::time::sleep(Duration::from_millis(400)).await;
+    /// Wait until every wake signal the server started has been answered, then check that
+    /// exactly `n` arrived. Wakes after a send run in `AppState::wake_tasks`; waiting on that
+    /// tracker (not on time) makes "no more follow" certain.
+    async fn expect(&self, s: &TestServer, n: usize) {
+        wake_tasks_done(s).await;
         assert_eq!(self.count(), n, "exactly {n} wake signals");
         for r in self.received() {
             self.assert_content_free(&r);
@@ -110,6 +103,13 @@ impl Receiver {
             );
         }
     }
+}
+
+/// Wait until every background wake task of `s` has finished.
+async fn wake_tasks_done(s: &TestServer) {
+    tokio::time::timeout(Duration::from_secs(30), s.state.wake_tasks.idle())
+        .await
+        .expect("wake tasks finish");
 }
 
 /// One HTTP/1.1 connection: read requests (Content-Length bodies only), record, answer 201.
@@ -252,19 +252,19 @@ async fn wake_is_sent_inside_safe_hours_only_and_at_most_once_per_interval(backe
         rx,
     } = setup(backend, MONDAY_10_UTC).await;
     sur.api.register_push(&registration(&rx.url)).await.unwrap();
-    rx.expect(0).await;
+    rx.expect(&s, 0).await;
 
     // 12:00 local, inside the first window: two quick messages, one wake.
     advocate_writes(&adv, conv).await;
     advocate_writes(&adv, conv).await;
-    rx.expect(1).await;
+    rx.expect(&s, 1).await;
     assert_eq!(tick_once(&s.state).await.unwrap(), 0, "the interval holds");
 
     // The stored limit is an expiry, rounded up to the hour like every stored expiry: one
     // interval later the device is still held (the row must not give the wake's time back).
     s.clock.advance(900);
     advocate_writes(&adv, conv).await;
-    rx.expect(1).await;
+    rx.expect(&s, 1).await;
     for (_, row) in s.store().dump_all_tables().await.unwrap() {
         if let Some(v) = row
             .split_whitespace()
@@ -276,19 +276,19 @@ async fn wake_is_sent_inside_safe_hours_only_and_at_most_once_per_interval(backe
     // Past the next full hour, still inside the window: the next message wakes again.
     s.clock.advance(3600 - 900);
     advocate_writes(&adv, conv).await;
-    rx.expect(2).await;
+    rx.expect(&s, 2).await;
 
     // 15:00 local, between the windows: the message waits, and so does the tick.
     s.clock.set(MONDAY_10_UTC + 3 * 3600);
     advocate_writes(&adv, conv).await;
     assert_eq!(tick_once(&s.state).await.unwrap(), 0);
-    rx.expect(2).await;
+    rx.expect(&s, 2).await;
 
     // 16:05 local: the second window has opened; the tick wakes the device once.
     s.clock.set(MONDAY_10_UTC + 4 * 3600 + 300);
     assert_eq!(tick_once(&s.state).await.unwrap(), 1);
     assert_eq!(tick_once(&s.state).await.unwrap(), 0);
-    rx.expect(3).await;
+    rx.expect(&s, 3).await;
     // The gateway is told to drop the signal when the window closes (55 minutes left).
     let last = rx.received().pop().unwrap();
     let ttl: i64 = last
@@ -326,7 +326,7 @@ async fn wake_is_sent_inside_safe_hours_only_and_at_most_once_per_interval(backe
     let rows = push_rows(&s).await;
     assert_eq!(rows.len(), 1);
     assert!(rows[0].contains("next_wake_at=0 "), "{}", rows[0]);
-    rx.expect(3).await;
+    rx.expect(&s, 3).await;
     s.stop().await;
 }
 
@@ -369,13 +369,13 @@ async fn no_wake_while_the_device_has_a_live_stream(backend: Backend) {
     advocate_writes(&adv, conv).await;
     next_envelope(&mut stream).await;
     assert_eq!(tick_once(&s.state).await.unwrap(), 0);
-    rx.expect(0).await;
+    rx.expect(&s, 0).await;
 
     // The stream goes away: the next message wakes the device.
     drop(stream);
     wait_for_listeners(&s, sur.device_id, false).await;
     advocate_writes(&adv, conv).await;
-    rx.expect(1).await;
+    rx.expect(&s, 1).await;
     s.stop().await;
 }
 
@@ -455,38 +455,6 @@ async fn push_registration_is_validated(backend: Backend) {
     s.stop().await;
 }
 
-/// Delete a device row as quick exit's wipe will, straight in the database.
-async fn delete_device_row(s: &TestServer, device: Id) {
-    use sqlx::{ConnectOptions, Connection};
-    match s.backend {
-        Backend::Sqlite => {
-            let file = s.data_dir.as_ref().unwrap().path().join("quietline.db");
-            let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-                .filename(file)
-                .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10))
-                .connect()
-                .await
-                .unwrap();
-            sqlx::query("DELETE FROM devices WHERE id = $1")
-                .bind(&device.0[..])
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-        Backend::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(s.database_url.as_ref().unwrap())
-                .await
-                .unwrap();
-            sqlx::query("DELETE FROM devices WHERE id = $1")
-                .bind(&device.0[..])
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
-    }
-}
-
 async fn push_endpoint_is_deleted_with_the_device(backend: Backend) {
     let Setup {
         s, adv, sur, rx, ..
@@ -517,7 +485,11 @@ async fn push_endpoint_is_deleted_with_the_device(backend: Backend) {
         .unwrap();
     sur.api.register_push(&registration(&rx.url)).await.unwrap();
     assert!(trace(&s.store().dump_all_tables().await.unwrap()));
-    delete_device_row(&s, sur.device_id).await;
+    // The survivor wipes (quick exit): the endpoint goes with the device.
+    s.api()
+        .exit(&sur.exit_token, quietline_client::ExitMode::Wipe)
+        .await
+        .unwrap();
     let dump = s.store().dump_all_tables().await.unwrap();
     assert!(!trace(&dump), "the endpoint went with the device");
     assert!(dump.iter().any(|(_, row)| row.contains(&other.url)));

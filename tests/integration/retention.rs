@@ -6,6 +6,120 @@ use quietline_proto::wire::{OpenConversation, OrgSettings, PushRegistration, Rol
 use quietline_server::sweeper::sweep_once;
 use quietline_tests::*;
 
+fn rows(dump: &[(String, String)], table: &str) -> usize {
+    dump.iter().filter(|(t, _)| t == table).count()
+}
+
+/// The documented lifetimes (docs/SAFETY.md): a proof-of-work challenge lives 5 minutes,
+/// an event and an invitation 7 days, a refresh token 30 days. Past them each is refused
+/// and the sweeper deletes it; before, nothing is swept. One hour of slack allows for
+/// expiries stored rounded to the hour.
+async fn events_challenges_invitations_and_refresh_tokens_expire_as_documented(backend: Backend) {
+    const HOUR: i64 = 3600;
+    const DAY: i64 = 24 * HOUR;
+    let s = TestServer::start(backend).await;
+    s.create_org("hotline").await;
+    let adv = s.member("hotline", "ana", Role::Advocate).await;
+    adv.api.set_duty(true).await.unwrap();
+    let sur = s.survivor().await;
+    let conv = sur
+        .api
+        .open_conversation("hotline", &OpenConversation::default())
+        .await
+        .unwrap()
+        .conversation
+        .id;
+    adv.api.claim(conv).await.unwrap();
+    // An event for the advocate: the survivor left quickly.
+    s.api()
+        .exit(&sur.exit_token, quietline_client::ExitMode::Hide)
+        .await
+        .unwrap();
+    // Two solved challenges, never used.
+    let api = s.api();
+    let pow_a = quietline_client::solve_challenge(api.challenge().await.unwrap())
+        .await
+        .unwrap();
+    let pow_b = quietline_client::solve_challenge(api.challenge().await.unwrap())
+        .await
+        .unwrap();
+    // An invitation, never used.
+    let org = s.store().org_by_code("hotline").await.unwrap().unwrap();
+    let invited = quietline_server::service::members::invite_in_org(
+        &s.state,
+        quietline_proto::Id::from_slice(&org.id).unwrap(),
+        "bo",
+        Role::Advocate,
+    )
+    .await
+    .unwrap();
+    let dump = s.store().dump_all_tables().await.unwrap();
+    assert!(rows(&dump, "events") >= 1);
+    assert_eq!(rows(&dump, "challenges"), 2);
+    assert!(rows(&dump, "refresh_tokens") >= 1);
+
+    // Fresh: nothing of these is swept.
+    let swept = sweep_once(&s.state).await.unwrap();
+    assert_eq!(
+        (
+            swept.events,
+            swept.challenges,
+            swept.refresh_tokens,
+            swept.invitations
+        ),
+        (0, 0, 0, 0)
+    );
+
+    // Challenges: 5 minutes.
+    s.clock.advance(5 * 60 + HOUR + 1);
+    let err = api
+        .register_device(&quietline_proto::wire::RegisterDevice {
+            pow: Some(pow_a),
+            keys: fake_keys(1),
+        })
+        .await
+        .unwrap_err();
+    assert!(err.is(ErrorCode::InvalidProofOfWork), "{err:?}");
+    let swept = sweep_once(&s.state).await.unwrap();
+    assert_eq!(swept.challenges, 1, "the unused one is swept");
+    assert_eq!(
+        (swept.events, swept.invitations, swept.refresh_tokens),
+        (0, 0, 0)
+    );
+    drop(pow_b);
+
+    // Events and invitations: 7 days.
+    s.clock.advance(7 * DAY + HOUR);
+    let err = api
+        .enroll(&quietline_proto::wire::Enroll {
+            token: invited.token,
+            password: "a long enough password".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.status().is_some_and(|st| (400..500).contains(&st)),
+        "{err:?}"
+    );
+    let swept = sweep_once(&s.state).await.unwrap();
+    assert!(swept.events >= 1);
+    assert_eq!(swept.invitations, 1);
+    assert_eq!(swept.refresh_tokens, 0, "refresh tokens live longer");
+    let dump = s.store().dump_all_tables().await.unwrap();
+    assert_eq!(rows(&dump, "events"), 0);
+    assert_eq!(rows(&dump, "challenges"), 0);
+
+    // Refresh tokens: 30 days from issue.
+    s.clock.advance(30 * DAY + HOUR - 7 * DAY);
+    let err = api.refresh(&adv.refresh_token).await.unwrap_err();
+    assert!(err.is(ErrorCode::Unauthorized), "{err:?}");
+    let swept = sweep_once(&s.state).await.unwrap();
+    assert!(swept.refresh_tokens >= 1);
+    let dump = s.store().dump_all_tables().await.unwrap();
+    assert_eq!(rows(&dump, "refresh_tokens"), 0);
+    s.stop().await;
+}
+
 async fn organisation_retention_is_bounded_and_enforced(backend: Backend) {
     let s = TestServer::start(backend).await;
     s.create_org("hotline").await;
@@ -337,6 +451,7 @@ async fn survivor_devices_are_purged_with_their_conversation_and_orphans_are_swe
 
 quietline_tests::on_both!(
     survivor_devices_are_purged_with_their_conversation_and_orphans_are_swept,
+    events_challenges_invitations_and_refresh_tokens_expire_as_documented,
     organisation_retention_is_bounded_and_enforced,
     without_purge_on_close_a_closed_conversation_keeps_no_messages_and_can_be_reopened,
 );

@@ -78,6 +78,7 @@ async fn pad_json(response: Response) -> Response {
 pub async fn finish(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
+    let http1 = req.version() <= axum::http::Version::HTTP_11;
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -107,7 +108,12 @@ pub async fn finish(req: Request, next: Next) -> Response {
     }
     let headers = response.headers_mut();
     headers.remove(header::SERVER);
-
+    // Refused before its body was read (too large, or too slow): the rest of that body may
+    // still be on its way, so the connection cannot carry another request. Say so, so that
+    // a client does not reuse it and fail on its next request.
+    if http1 && matches!(status.as_u16(), 408 | 413) {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     for (name, value) in SECURITY_HEADERS {
         headers.insert(
             HeaderName::from_static(name),

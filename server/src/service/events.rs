@@ -102,15 +102,44 @@ pub async fn close_streams(state: &AppState, devices: &[Id]) {
 mod tests {
     use super::*;
 
+    /// Every kind, listed through an exhaustive match so a new kind cannot be left out.
+    fn every_kind() -> Vec<EventKind> {
+        use EventKind::*;
+        let all = vec![
+            AdvocateAvailable,
+            QueueChanged,
+            RecipientsChanged,
+            TransferredToYou,
+            ConversationClosed,
+            SurvivorLeft,
+            SurvivorReturned,
+            EndedBySurvivor,
+            PossibleDuress,
+        ];
+        for k in &all {
+            match k {
+                AdvocateAvailable | QueueChanged | RecipientsChanged | TransferredToYou
+                | ConversationClosed | SurvivorLeft | SurvivorReturned | EndedBySurvivor
+                | PossibleDuress => {}
+            }
+        }
+        all
+    }
+
     #[test]
     fn kind_names_round_trip() {
-        for k in [
-            EventKind::AdvocateAvailable,
-            EventKind::PossibleDuress,
-            EventKind::TransferredToYou,
-        ] {
-            assert_eq!(parse_kind(kind_name(k)), Some(k));
+        let all = every_kind();
+        let mut names = std::collections::HashSet::new();
+        for k in &all {
+            let name = kind_name(*k);
+            assert_eq!(parse_kind(name), Some(*k), "{name}");
+            // The stored name is the wire name clients see.
+            assert_eq!(serde_json::to_value(k).unwrap(), serde_json::json!(name));
+            assert!(names.insert(name), "{name} is used twice");
         }
+        assert_eq!(names.len(), 9);
         assert_eq!(parse_kind("nope"), None);
+        assert_eq!(parse_kind(""), None);
+        assert_eq!(parse_kind("Possible_Duress"), None);
     }
 }

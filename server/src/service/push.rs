@@ -239,8 +239,65 @@ pub fn window_left(windows: &[SafeWindow], utc_offset_minutes: i64, now: i64) ->
         .max()
 }
 
+/// The wake signals running in the background, so shutdown (and tests) can wait until
+/// every one started has been sent or given up, instead of guessing how long that takes.
+#[derive(Debug, Default)]
+pub struct WakeTasks {
+    running: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    idle: std::sync::Arc<tokio::sync::Notify>,
+}
+
+/// Counts one running task; the count drops (and waiters wake) even if the task panics.
+struct Running {
+    running: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    idle: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self
+            .running
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+            == 1
+        {
+            self.idle.notify_waiters();
+        }
+    }
+}
+
+impl WakeTasks {
+    /// Run `task` in the background, counted until it ends.
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.running
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        let guard = Running {
+            running: self.running.clone(),
+            idle: self.idle.clone(),
+        };
+        tokio::spawn(async move {
+            let _guard = guard;
+            task.await;
+        });
+    }
+
+    /// Resolves once no task is running (at once if none is).
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a task ending in between still wakes us.
+            notified.as_mut().enable();
+            if self.running.load(std::sync::atomic::Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
 /// Called right after an envelope or event is stored for `devices`: wake those that need
-/// it, in a background task, so the sender's answer never waits on a push gateway.
+/// it, in a background task (tracked in `AppState::wake_tasks`), so the sender's answer
+/// never waits on a push gateway.
 pub fn stored_for(state: &AppState, devices: &[Id]) {
     let offline: Vec<Id> = devices
         .iter()
@@ -250,8 +307,9 @@ pub fn stored_for(state: &AppState, devices: &[Id]) {
     if offline.is_empty() {
         return;
     }
-    let state = state.clone();
-    tokio::spawn(async move {
+    let task_state = state.clone();
+    state.wake_tasks.spawn(async move {
+        let state = task_state;
         for device in offline {
             let woken = match state.store.push_registration(&device.0).await {
                 Ok(Some(row)) => try_wake(&state, &row).await,
@@ -376,6 +434,36 @@ async fn send_wake(state: &AppState, device: Id, url: url::Url, ttl: i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn wake_tasks_are_idle_only_when_every_task_has_ended() {
+        use futures_util::FutureExt;
+        let tasks = WakeTasks::default();
+        assert!(
+            tasks.idle().now_or_never().is_some(),
+            "idle with nothing running"
+        );
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tasks.spawn(async move {
+            let _ = rx.await;
+        });
+        // A task that panics still counts as ended.
+        let (ptx, prx) = tokio::sync::oneshot::channel::<()>();
+        tasks.spawn(async move {
+            let _ = prx.await;
+            panic!("a failing wake task");
+        });
+        assert!(tasks.idle().now_or_never().is_none());
+        let waiting = tokio::spawn({
+            let running = tasks.running.clone();
+            let idle = tasks.idle.clone();
+            async move { WakeTasks { running, idle }.idle().await }
+        });
+        tx.send(()).unwrap();
+        ptx.send(()).unwrap();
+        waiting.await.unwrap();
+        assert!(tasks.idle().now_or_never().is_some());
+    }
 
     /// 2024-01-01 00:00:00 UTC, a Monday.
     const MONDAY: i64 = 1_704_067_200;

@@ -10,6 +10,7 @@
 mod accounts;
 mod conversations;
 mod devices;
+mod durability;
 mod envelopes;
 mod exit;
 mod push;
@@ -48,6 +49,9 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot create the data directory: {0}")]
     Io(#[from] std::io::Error),
+    /// The database does not report the durability settings accepted messages rely on.
+    #[error("the database is not durable: {0}")]
+    NotDurable(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -114,12 +118,14 @@ impl Store {
         // Reads share the writer connection. A separate pool of read-only connections was
         // measured to return stale snapshots right after a commit (a claim not yet visible
         // to the next request), and every SQLite statement here takes microseconds.
-        Ok(Store {
+        let store = Store {
             db: Db::Sqlite {
                 read: write.clone(),
                 write,
             },
-        })
+        };
+        store.check_durability().await?;
+        Ok(store)
     }
 
     /// Connect to PostgreSQL and apply migrations.
@@ -133,9 +139,11 @@ impl Store {
             .connect_with(options)
             .await?;
         POSTGRES_MIGRATIONS.run(&pool).await?;
-        Ok(Store {
+        let store = Store {
             db: Db::Postgres(pool),
-        })
+        };
+        store.check_durability().await?;
+        Ok(store)
     }
 
     /// A statement that, run in a transaction with a device id as `$1`, holds that device's
