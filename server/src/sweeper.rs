@@ -7,6 +7,7 @@ use std::time::Duration;
 
 pub async fn sweep_once(state: &AppState) -> Result<crate::store::Swept, crate::store::StoreError> {
     let mut swept = state.store.sweep(state.now()).await?;
+    state.store.sweep_stream_tickets(state.now()).await?;
     for conversation in state.store.idle_conversations(state.now()).await? {
         if state.store.purge_conversation(&conversation).await? {
             swept.idle_conversations += 1;

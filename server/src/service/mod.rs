@@ -9,5 +9,6 @@ pub mod exit;
 pub mod members;
 pub mod messages;
 pub mod push;
+pub mod stream_tickets;
 
 pub use auth::Caller;

@@ -13,6 +13,7 @@ mod devices;
 mod envelopes;
 mod exit;
 mod push;
+mod stream_tickets;
 
 pub use accounts::*;
 pub use conversations::*;
@@ -20,6 +21,7 @@ pub use devices::*;
 pub use envelopes::*;
 pub use exit::*;
 pub use push::*;
+pub use stream_tickets::*;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -213,6 +215,7 @@ impl Store {
             "events",
             "push_registrations",
             "server_secrets",
+            "stream_tickets",
         ];
         let mut out = Vec::new();
         for table in TABLES {
