@@ -16,3 +16,4 @@ mod hardening;
 mod metadata;
 mod push;
 mod retention;
+mod web;

@@ -25,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::stream::router())
         .merge(routes::exit::router())
         .merge(openapi::router())
+        .merge(routes::web::router(&state.config.web_path))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::timeout,

@@ -9,3 +9,4 @@ pub mod members;
 pub mod messages;
 pub mod push;
 pub mod stream;
+pub mod web;
