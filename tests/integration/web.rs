@@ -32,7 +32,7 @@ async fn a_stream_ticket_opens_the_stream_once(backend: Backend) {
     let ticket = adv.api.stream_ticket().await.unwrap();
     assert_eq!(ticket.expires_in, TICKET_TTL_SECS as u64);
     assert_eq!(ticket.ticket.len(), 43, "256 bits, base64url");
-    let mut stream = Stream::connect_with_ticket(&s.api().base_url().to_owned(), &ticket.ticket)
+    let mut stream = Stream::connect_with_ticket(s.api().base_url(), &ticket.ticket)
         .await
         .unwrap();
     // It is the advocate's own stream: a survivor's first message arrives on it.
