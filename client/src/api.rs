@@ -13,8 +13,8 @@ use quietline_proto::wire::{
     ConversationOpened, DeviceKeys, DeviceRegistered, Duty, Enroll, Enrolled, Health, Inbox,
     Invite, Invited, LoggedIn, Login, LogoutRequest, MemberDevice, MemberDevices, OpenConversation,
     OrgKeyChain, OrgSettings, PowSolution, PrekeyCount, PushRegistration, Recipients,
-    RefreshRequest, RegisterDevice, ReturnRequest, Returned, SendMessage, SetOrgKey, TokenPair,
-    Transfer, UploadPrekeys,
+    RefreshRequest, RegisterDevice, ReturnRequest, Returned, SendMessage, SetOrgKey, StreamTicket,
+    TokenPair, Transfer, UploadPrekeys,
 };
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde::Serialize;
@@ -496,6 +496,13 @@ impl Api {
     pub async fn stream(&self) -> Result<Stream> {
         let token = self.token.as_ref().ok_or(Error::NoToken)?;
         Stream::connect(&self.base, token.as_str()).await
+    }
+
+    /// `POST /v1/stream/ticket`: a single-use, 30-second ticket that opens the stream once
+    /// without the `Authorization` header (what a browser must do); see
+    /// [`Stream::connect_with_ticket`].
+    pub async fn stream_ticket(&self) -> Result<StreamTicket> {
+        self.call(Method::POST, "/v1/stream/ticket").await
     }
 
     // ------------------------------------------------------------ quick exit

@@ -51,6 +51,18 @@ impl Stream {
         let auth = HeaderValue::from_str(&format!("Bearer {token}"))
             .map_err(|e| Error::Header(e.to_string()))?;
         req.headers_mut().insert(AUTHORIZATION, auth);
+        Self::open(req).await
+    }
+
+    /// Open the stream with a ticket from [`crate::Api::stream_ticket`] in the query
+    /// instead of a header, as a browser does. A ticket opens one stream; a spent, expired
+    /// or unknown one is refused with `unauthorized`.
+    pub async fn connect_with_ticket(base: &str, ticket: &str) -> Result<Stream> {
+        let url = format!("{}?ticket={ticket}", stream_url(base)?);
+        Self::open(url.into_client_request()?).await
+    }
+
+    async fn open(req: tungstenite::handshake::client::Request) -> Result<Stream> {
         match tokio_tungstenite::connect_async(req).await {
             Ok((ws, _)) => Ok(Stream { ws }),
             Err(tungstenite::Error::Http(resp)) => {

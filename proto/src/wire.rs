@@ -657,6 +657,25 @@ pub struct PushRegistration {
 
 // ---------------------------------------------------------------- stream
 
+/// `POST /v1/stream/ticket`: a single-use ticket that opens `GET /v1/stream?ticket=...` once,
+/// for clients that cannot set a header on a WebSocket upgrade (browsers).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct StreamTicket {
+    /// 256 random bits as unpadded base64url; honoured once, within `expires_in` seconds.
+    pub ticket: String,
+    /// Seconds until the ticket expires.
+    pub expires_in: u64,
+}
+
+impl std::fmt::Debug for StreamTicket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamTicket")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Frames the server sends on `GET /v1/stream` (JSON text frames).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

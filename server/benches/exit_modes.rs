@@ -34,6 +34,7 @@ async fn survivor(state: &AppState, org: &[u8]) -> anyhow::Result<String> {
                 member_id: None,
                 identity_key: &key,
                 signing_key: &key,
+                identity_signature: &sig,
                 signed_prekey_id: 1,
                 signed_prekey: &key,
                 signed_prekey_sig: &sig,
@@ -56,6 +57,7 @@ async fn survivor(state: &AppState, org: &[u8]) -> anyhow::Result<String> {
             &[(device.to_vec(), vec![1u8; 1024])],
             i64::MAX / 2,
             1_000_000,
+            None,
         )
         .await?;
     Ok(exit_token)

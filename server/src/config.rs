@@ -79,6 +79,11 @@ config_struct! {
     /// Every API route is served under this prefix (for example `/x7k2`), so the host and
     /// path reveal nothing to a network observer. Empty means no prefix.
     route_prefix: String = String::new();
+    /// The advocate dashboard is served at `<route_prefix>/<web_path>/` (one path segment of
+    /// letters, digits, `-`, `_` or `.`). Anyone who knows the path can load the page (it
+    /// holds no data); choose an unguessable one where the host must not be recognised.
+    /// Empty serves no dashboard.
+    web_path: String = "app".into();
     /// Secret for signing access tokens (at least 32 bytes). Empty means: generate one on
     /// first start and keep it in the file `jwt_secret` (mode 0600) in `data_dir`, never in
     /// the database, so a database backup cannot forge tokens. PostgreSQL replicas must share
@@ -329,6 +334,17 @@ impl Config {
         {
             return bad("route_prefix must start with '/' and not end with '/'");
         }
+        if !self.web_path.is_empty()
+            && (self.web_path.len() > 64
+                || !self
+                    .web_path
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                || self.web_path.starts_with('.')
+                || ["v1", "healthz", "readyz"].contains(&self.web_path.as_str()))
+        {
+            return bad("web_path must be one path segment that is no API route");
+        }
         if !self.jwt_secret.expose().is_empty() && self.jwt_secret.expose().len() < 32 {
             return bad("jwt_secret must be at least 32 bytes");
         }
@@ -461,6 +477,20 @@ mod tests {
         let file = dir.path().join("q.toml");
         std::fs::write(&file, "no_such_key = 1\n").unwrap();
         assert!(Config::load(Some(&file), env(&[])).is_err());
+    }
+
+    #[test]
+    fn web_path_must_be_one_segment_that_is_no_api_route() {
+        for bad in [
+            "a/b", "/app", "app/", "..", ".hidden", "v1", "healthz", "sp ace",
+        ] {
+            let r = Config::load(None, env(&[("QUIETLINE_WEB_PATH", bad)]));
+            assert!(r.is_err(), "{bad:?} accepted");
+        }
+        for good in ["", "app", "desk-7f3k", "a.b_c"] {
+            let c = Config::load(None, env(&[("QUIETLINE_WEB_PATH", good)])).unwrap();
+            assert_eq!(c.web_path, good);
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::Duration;
 pub async fn sweep_once(state: &AppState) -> Result<crate::store::Swept, crate::store::StoreError> {
     let now = state.now();
     let mut swept = state.store.sweep(now).await?;
+    state.store.sweep_stream_tickets(now).await?;
     let mut gone: Vec<Vec<u8>> = Vec::new();
     for conversation in state.store.idle_conversations(now).await? {
         if let Some(device) = state.store.purge_conversation(&conversation).await? {

@@ -184,6 +184,7 @@ async fn openapi_lists_the_relay_routes(backend: Backend) {
         "/v1/messages",
         "/v1/messages/ack",
         "/v1/stream",
+        "/v1/stream/ticket",
         "/v1/members/me/duty",
         "/v1/org/settings",
         "/v1/org/invites",

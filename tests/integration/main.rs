@@ -26,3 +26,4 @@ mod schema;
 mod signing_key;
 mod streams;
 mod trust;
+mod web;

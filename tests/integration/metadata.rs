@@ -175,6 +175,27 @@ async fn nothing_identifying_is_stored_or_logged(backend: Backend) {
             .as_str()
             .to_owned(),
     );
+    // A browser opens its stream with a ticket in the URL; neither the ticket nor its
+    // refused second use may reach a log line.
+    let ticket = advocate
+        .api()
+        .await
+        .unwrap()
+        .stream_ticket()
+        .await
+        .unwrap()
+        .ticket;
+    drop(
+        quietline_client::Stream::connect_with_ticket(&server.base, &ticket)
+            .await
+            .unwrap(),
+    );
+    assert!(
+        quietline_client::Stream::connect_with_ticket(&server.base, &ticket)
+            .await
+            .is_err()
+    );
+    secrets.push(ticket);
     let exit_token = survivor.exit_token().unwrap().as_str().to_owned();
     secrets.push(exit_token.clone());
 

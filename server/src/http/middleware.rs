@@ -1,5 +1,6 @@
 //! Cross-cutting HTTP behaviour: the uniform error body for every 4xx/5xx, security and
-//! cache headers, timeouts, and the access log.
+//! cache headers (a handler that set its own keeps them: the dashboard's files), timeouts,
+//! and the access log.
 //!
 //! The access log records the method, the route *template* (never the raw path, which holds
 //! ids), the status and the latency. It never records an IP address, a user agent, a query
@@ -115,10 +116,11 @@ pub async fn finish(req: Request, next: Next) -> Response {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     for (name, value) in SECURITY_HEADERS {
-        headers.insert(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        );
+        // A handler that chose its own caching or policy keeps it (the dashboard's static
+        // files); everything else gets `no-store` and a policy that allows nothing.
+        headers
+            .entry(HeaderName::from_static(name))
+            .or_insert(HeaderValue::from_static(value));
     }
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {

@@ -26,7 +26,8 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::members::router())
         .merge(routes::stream::router())
         .merge(routes::exit::router())
-        .merge(routes::trust::router());
+        .merge(routes::trust::router())
+        .merge(routes::web::router(&state.config.web_path));
     if !state.config.health_on_admin {
         api = api.merge(routes::health::router()).merge(openapi::router());
     }

@@ -76,7 +76,7 @@ impl Modify for ErrorResponses {
         conversations::open, conversations::list, conversations::show, conversations::claim,
         conversations::transfer, conversations::close, conversations::recipients,
         messages::send, messages::inbox, messages::ack,
-        stream::stream,
+        stream::stream, stream::ticket,
         exit::exit_now, exit::come_back,
         members::duty, members::settings, members::set_settings, members::invite,
         trust::org_key, trust::set_org_key, trust::org_devices, trust::certify, trust::my_certificate,

@@ -40,14 +40,21 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller> {
         .keys
         .verify(token, state.now())
         .ok_or_else(Error::unauthorized)?;
-    match verified.subject {
+    caller_for(state, verified.subject, verified.epoch).await
+}
+
+/// The caller a credential for `subject` issued at token `epoch` stands for, if the subject
+/// still exists with that epoch; `unauthorized` otherwise. Shared by access tokens and
+/// stream tickets, so both are refused the moment a wipe, hide or revocation happens.
+pub async fn caller_for(state: &AppState, subject: Subject, epoch: i64) -> Result<Caller> {
+    match subject {
         Subject::Survivor { device } => {
             let row = state
                 .store
                 .device_auth(&device.0)
                 .await?
                 .ok_or_else(Error::unauthorized)?;
-            if row.member_id.is_some() || row.token_epoch != verified.epoch || row.hidden != 0 {
+            if row.member_id.is_some() || row.token_epoch != epoch || row.hidden != 0 {
                 return Err(Error::unauthorized());
             }
             Ok(Caller::Survivor { device })
@@ -81,7 +88,7 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller> {
                 }
                 None => None,
             };
-            if member_epoch(row.token_epoch, device_epoch) != verified.epoch {
+            if member_epoch(row.token_epoch, device_epoch) != epoch {
                 return Err(Error::unauthorized());
             }
             Ok(Caller::Member {

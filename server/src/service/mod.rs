@@ -9,6 +9,7 @@ pub mod exit;
 pub mod members;
 pub mod messages;
 pub mod push;
+pub mod stream_tickets;
 pub mod trust;
 
 pub use auth::Caller;

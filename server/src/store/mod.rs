@@ -14,6 +14,7 @@ mod durability;
 mod envelopes;
 mod exit;
 mod push;
+mod stream_tickets;
 mod trust;
 
 pub use accounts::*;
@@ -22,6 +23,7 @@ pub use devices::*;
 pub use envelopes::*;
 pub use exit::*;
 pub use push::*;
+pub use stream_tickets::*;
 pub use trust::*;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -254,6 +256,7 @@ impl Store {
             "push_registrations",
             "org_keys",
             "server_secrets",
+            "stream_tickets",
         ];
         let mut out = Vec::new();
         for table in TABLES {

@@ -10,3 +10,4 @@ pub mod messages;
 pub mod push;
 pub mod stream;
 pub mod trust;
+pub mod web;
