@@ -1,8 +1,8 @@
-//! Typed HTTP client for every relay route (DESIGN.md §6), plus a raw escape hatch.
+//! Typed HTTP client for every relay route (ARCHITECTURE.md), plus a raw escape hatch.
 //!
 //! [`Api`] moves bytes and JSON; it never sees plaintext unless the caller hands it some, and it
 //! adds nothing identifying to a request: no cookies, no user agent of its own, no redirects
-//! followed (DESIGN.md §3, invariant 2). The encrypting layer is [`crate::secure`].
+//! followed (docs/THREAT_MODEL.md, invariant 2). The encrypting layer is [`crate::secure`].
 
 use crate::error::{Error, Result};
 use crate::stream::Stream;
@@ -65,7 +65,7 @@ impl From<&String> for Token {
     }
 }
 
-/// `POST /v1/exit` modes (DESIGN.md §7).
+/// `POST /v1/exit` modes (docs/SAFETY.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExitMode {

@@ -1,7 +1,7 @@
 //! The SDK's one error type.
 //!
 //! An answer from the relay that is not a success keeps its HTTP status and, when the body has
-//! the relay's uniform shape (DESIGN.md §3, invariant 7), the parsed [`ErrorBody`], so callers
+//! the relay's uniform shape (docs/THREAT_MODEL.md, invariant 7), the parsed [`ErrorBody`], so callers
 //! and tests can match on [`ErrorCode`]s such as `stale_recipients` and read the recipient list
 //! that comes with it. Nothing here formats a token, a key or message content.
 

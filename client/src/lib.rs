@@ -2,7 +2,7 @@
 //!
 //! Everything a survivor's or advocate's device sends to the relay goes through here. The SDK
 //! adds nothing identifying to requests (no cookies, no user agent of its own) and never puts a
-//! token in a URL (DESIGN.md §3, invariant 2). Bearer tokens are [`Token`]s, whose `Debug`
+//! token in a URL (docs/THREAT_MODEL.md, invariant 2). Bearer tokens are [`Token`]s, whose `Debug`
 //! prints nothing.
 //!
 //! ```no_run

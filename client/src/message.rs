@@ -1,6 +1,6 @@
 //! What travels inside the ratchet: the plaintext format of one message.
 //!
-//! The relay keeps no sender column (DESIGN.md §6, envelopes): who sent a message is said
+//! The relay keeps no sender column (ARCHITECTURE.md, envelopes): who sent a message is said
 //! here, inside the ciphertext, where only the recipient device reads it. The format is JSON,
 //! versioned, and tolerant of message types a newer client may add (they decode as
 //! [`Body::Unknown`] rather than failing).

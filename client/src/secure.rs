@@ -1,12 +1,12 @@
 //! The encrypting client: one device's secrets and sessions on top of [`Api`].
 //!
 //! [`SecureClient`] encrypts each message separately to every recipient device of a
-//! conversation (fan-out over pairwise sessions, DESIGN.md §5), opening sessions from
+//! conversation (fan-out over pairwise sessions, docs/CRYPTO.md), opening sessions from
 //! bundles where it has none; retries with the relay's list when it answers `409
 //! stale_recipients`; decrypts incoming envelopes, creating responder sessions from first
 //! messages; drops duplicates by envelope id (delivery is at least once); and acknowledges
 //! an envelope only after it is processed and the state is saved. The relay sees only
-//! padded ciphertext (DESIGN.md §3, invariant 1).
+//! padded ciphertext (docs/THREAT_MODEL.md, invariant 1).
 //!
 //! Ordering rules that keep keys safe across crashes: the state is saved *after* a ratchet
 //! step and *before* the ciphertext leaves the device (no message key is ever used twice),
@@ -247,7 +247,7 @@ impl SecureClient {
     }
 
     /// The safety numbers of this device with each peer device in `conversation`, for
-    /// comparison out of band (DESIGN.md §2, abuser posing as advocate).
+    /// comparison out of band (docs/THREAT_MODEL.md, abuser posing as advocate).
     pub fn safety_numbers(&self, conversation: Id) -> Vec<(Id, String)> {
         let me = self.identity();
         self.state

@@ -7,7 +7,7 @@
 //! over by a platform keystore, never under a key in a file beside it; written atomically
 //! (temporary file, fsync, rename) so a crash leaves either the old or the new state, never
 //! half of one; locked so that two processes never work on one state. Nothing readable is
-//! left on the phone (DESIGN.md §2, abuser holding the unlocked phone). The file format and
+//! left on the phone (docs/THREAT_MODEL.md, abuser holding the unlocked phone). The file format and
 //! its limits are in docs/CLIENT.md.
 
 use crate::api::Token;

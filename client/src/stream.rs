@@ -1,8 +1,8 @@
-//! The live delivery stream, `GET /v1/stream` (DESIGN.md §6, delivery).
+//! The live delivery stream, `GET /v1/stream` (ARCHITECTURE.md, delivery).
 //!
 //! The relay pushes JSON text frames ([`ServerFrame`]); the client answers with
 //! [`ClientFrame::Ack`] once it has processed an envelope or event, which deletes it on the
-//! relay (DESIGN.md §3, invariant 3). Delivery is at least once: the same envelope may arrive
+//! relay (docs/THREAT_MODEL.md, invariant 3). Delivery is at least once: the same envelope may arrive
 //! again after a reconnect, so consumers dedupe by envelope id ([`crate::secure`] does).
 
 use crate::api::normalise_base;

@@ -1,4 +1,4 @@
-//! Criterion benchmarks of the client-side crypto (DESIGN.md §10: ratchet encrypt + decrypt
+//! Criterion benchmarks of the client-side crypto (docs/BENCHMARKS.md: ratchet encrypt + decrypt
 //! of 1 KiB ≤ 10 µs, X3DH ≤ 1 ms). Figures and the command are in docs/BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

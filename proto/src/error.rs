@@ -1,4 +1,4 @@
-//! The one error shape of every 4xx/5xx response (DESIGN.md §3, invariant 7).
+//! The one error shape of every 4xx/5xx response (docs/THREAT_MODEL.md, invariant 7).
 //!
 //! `{"error": {"code": "...", "message": "..."}}`, plus the current recipient list for
 //! `stale_recipients`. Messages are fixed, human-readable and never echo request data.

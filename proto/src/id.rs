@@ -1,4 +1,4 @@
-//! Unguessable 128-bit identifiers (DESIGN.md §3, invariant 6).
+//! Unguessable 128-bit identifiers (docs/THREAT_MODEL.md, invariant 6).
 //!
 //! Every id the server hands out is 16 random bytes from the OS generator, carried as 22
 //! characters of unpadded base64url. Parsing is strict: any other length or alphabet is refused.
@@ -35,7 +35,7 @@ impl fmt::Display for Id {
 
 impl fmt::Debug for Id {
     // Ids of survivors' devices and conversations must not end up in logs by accident
-    // (DESIGN.md §3, invariant 2): Debug prints nothing of the value.
+    // (docs/THREAT_MODEL.md, invariant 2): Debug prints nothing of the value.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Id(***)")
     }

@@ -1,4 +1,4 @@
-//! Envelope size buckets (DESIGN.md §2, network observer; §5).
+//! Envelope size buckets (docs/THREAT_MODEL.md, network observer; §5).
 //!
 //! Clients pad plaintext before encryption so that every encoded envelope is exactly one of
 //! these sizes; the server refuses any other size. An observer of the traffic, or of a database
@@ -20,7 +20,7 @@ pub fn bucket_for(len: usize) -> Option<usize> {
     ENVELOPE_BUCKETS.iter().copied().find(|&b| b >= len)
 }
 
-/// Response bodies are padded to multiples of this many bytes (DESIGN.md §7, disguise).
+/// Response bodies are padded to multiples of this many bytes (docs/SAFETY.md, disguise).
 pub const RESPONSE_PAD_QUANTUM: usize = 512;
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Proof-of-work for anonymous device registration (DESIGN.md §2, flooding).
+//! Proof-of-work for anonymous device registration (docs/THREAT_MODEL.md, flooding).
 //!
 //! The server hands out a random 32-byte challenge and a difficulty `bits`; the client finds a
 //! `nonce` such that SHA-256(`quietline-pow-v1` || challenge || nonce as 8 little-endian bytes)

@@ -1,8 +1,8 @@
-//! Request and response bodies of the relay API (DESIGN.md §6).
+//! Request and response bodies of the relay API (ARCHITECTURE.md).
 //!
 //! Every request type refuses unknown fields, so a typo in a client is a clear 400 rather
 //! than a silently ignored setting. Nothing here carries a phone number, e-mail, name, IP
-//! address or user agent: there is no field for one (DESIGN.md §3, invariant 2).
+//! address or user agent: there is no field for one (docs/THREAT_MODEL.md, invariant 2).
 
 use crate::Id;
 use crate::b64::Bytes;
@@ -103,7 +103,7 @@ pub struct OneTimePrekey {
 }
 
 /// A device's public keys. The server stores them and hands them out; it never holds a
-/// private key (DESIGN.md §3, invariant 1).
+/// private key (docs/THREAT_MODEL.md, invariant 1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]

@@ -1,4 +1,4 @@
-//! Quick-exit benchmark (DESIGN.md §10: wipe p99 ≤ 10 ms with 1,000 envelopes pending for
+//! Quick-exit benchmark (docs/BENCHMARKS.md: wipe p99 ≤ 10 ms with 1,000 envelopes pending for
 //! the device). Run: `cargo bench -p quietline-server --bench wipe`.
 //!
 //! Each round registers a survivor device with a conversation and 1,000 pending envelopes

@@ -1,7 +1,7 @@
-//! Time, injectable so tests can jump forward (DESIGN.md §6, retention sweeper).
+//! Time, injectable so tests can jump forward (ARCHITECTURE.md, retention sweeper).
 //!
 //! All server logic reads time through [`Clock`]; stored non-expiry times go through
-//! [`hour`] so no precise survivor timestamp is kept (DESIGN.md §3, invariant 2).
+//! [`hour`] so no precise survivor timestamp is kept (docs/THREAT_MODEL.md, invariant 2).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

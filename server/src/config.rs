@@ -1,4 +1,4 @@
-//! Configuration: defaults < TOML file < `QUIETLINE_*` environment variables (DESIGN.md §9).
+//! Configuration: defaults < TOML file < `QUIETLINE_*` environment variables (docs/OPERATIONS.md).
 //!
 //! Every field has a doc comment; `quietline config example` prints them with the defaults,
 //! and a test checks the committed `deploy/quietline.example.toml` is current. A variable

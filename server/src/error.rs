@@ -1,4 +1,4 @@
-//! The one error type of the service and HTTP layers (DESIGN.md §3, invariant 7).
+//! The one error type of the service and HTTP layers (docs/THREAT_MODEL.md, invariant 7).
 //!
 //! An [`Error`] carries a [`ErrorCode`] from `proto` and, for `stale_recipients`, the current
 //! device list. Internal causes are kept for the log and never reach the client; they must not

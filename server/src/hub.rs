@@ -2,7 +2,7 @@
 //!
 //! The hub carries no data, only "look again" signals keyed by device id; the stream then
 //! reads the database, so a wake-up that is lost or doubled cannot lose or duplicate an
-//! envelope (DESIGN.md §3, invariant 5). With PostgreSQL, wake-ups also travel to the other
+//! envelope (docs/THREAT_MODEL.md, invariant 5). With PostgreSQL, wake-ups also travel to the other
 //! replicas through LISTEN/NOTIFY ([`listen_postgres`]). A device's streams can also be told
 //! to close (quick exit, revocation).
 

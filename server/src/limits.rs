@@ -1,4 +1,4 @@
-//! In-memory abuse limits (DESIGN.md §2, flooding): adaptive proof-of-work difficulty,
+//! In-memory abuse limits (docs/THREAT_MODEL.md, flooding): adaptive proof-of-work difficulty,
 //! per-caller rate limits, global limits on the anonymous routes, the argon2 slots and the
 //! quick-exit queue.
 //!

@@ -1,6 +1,6 @@
 //! Randomness from the operating system, for ids, tokens and challenges.
 //!
-//! Every id is 128 random bits (DESIGN.md §3, invariant 6). If the OS generator fails the
+//! Every id is 128 random bits (docs/THREAT_MODEL.md, invariant 6). If the OS generator fails the
 //! process aborts: continuing with predictable ids or tokens would be worse than stopping.
 
 use quietline_proto::Id;

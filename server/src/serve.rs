@@ -13,7 +13,7 @@ use tokio::net::TcpListener;
 /// The tracing directive for a configured `log_level`. A bare level applies to this server's
 /// own events; libraries stay at `warn`, because some of them log client addresses at debug
 /// and trace level (axum logs every accepted connection's peer address). A full directive is
-/// used as given, except that the connection log is always off (DESIGN.md §3, invariant 2).
+/// used as given, except that the connection log is always off (docs/THREAT_MODEL.md, invariant 2).
 pub fn log_directive(level: &str) -> String {
     let level = level.trim();
     if ["error", "warn", "info", "debug", "trace"].contains(&level) {

@@ -1,5 +1,5 @@
 //! The retention sweeper: deletes expired envelopes, events, challenges, refresh tokens and
-//! invitations on a timer (DESIGN.md §3, invariant 3); purges conversations idle past their
+//! invitations on a timer (docs/THREAT_MODEL.md, invariant 3); purges conversations idle past their
 //! organisation's retention together with their survivor devices; deletes survivor devices
 //! that have had no conversation for `orphan_device_ttl_secs` and member devices unseen for
 //! `member_device_ttl_secs`. It reads time from the injectable clock, and [`sweep_once`]

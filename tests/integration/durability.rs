@@ -1,4 +1,4 @@
-//! Nothing acknowledged is lost (DESIGN.md §3, invariant 5): envelopes answered 202 survive
+//! Nothing acknowledged is lost (docs/THREAT_MODEL.md, invariant 5): envelopes answered 202 survive
 //! `kill -9` of the server process and are delivered after it restarts.
 //!
 //! The server runs in a child process: this same test binary, re-executed to run only

@@ -1,5 +1,5 @@
 //! Real end-to-end encrypted conversations through the relay with the SDK's encrypting
-//! client, and proof that the server never holds the plaintext (DESIGN.md §3, invariant 1).
+//! client, and proof that the server never holds the plaintext (docs/THREAT_MODEL.md, invariant 1).
 
 use quietline_client::Incoming;
 use quietline_proto::wire::{OpenConversation, Role};

@@ -1,4 +1,4 @@
-//! Quick exit (DESIGN.md §7, invariant 4): wipe leaves nothing and kills every token at once,
+//! Quick exit (docs/THREAT_MODEL.md, invariant 4): wipe leaves nothing and kills every token at once,
 //! duress alerts the advocate, hide holds delivery until a return with proof-of-work, and
 //! every exit answer is the same.
 

@@ -1,4 +1,4 @@
-//! Nothing identifying is kept (DESIGN.md §3, invariant 2): a full conversation, a hide and
+//! Nothing identifying is kept (docs/THREAT_MODEL.md, invariant 2): a full conversation, a hide and
 //! return, a wipe and a duress exit, sent with a distinctive user agent, forwarding headers
 //! and client address, leave none of them, no token and no plaintext in any table, and none
 //! of them, no key and no device or conversation id in any log line, at the most verbose

@@ -331,3 +331,50 @@ quietline_tests::on_both!(
     unknown_files_traversal_and_writes_get_the_static_404,
     an_empty_web_path_serves_no_dashboard,
 );
+
+/// What the dashboard's own source may not do, whatever the CSP would stop at run time:
+/// write HTML from strings (the road to script injection) or name another origin.
+#[test]
+fn the_dashboard_source_assigns_no_html_and_names_no_other_origin() {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path
+                .extension()
+                .is_some_and(|e| e == "ts" || e == "html" || e == "css")
+                && !path.to_string_lossy().ends_with(".d.ts")
+            {
+                out.push(path);
+            }
+        }
+    }
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/src");
+    let mut files = Vec::new();
+    walk(&src, &mut files);
+    assert!(
+        files.len() > 3,
+        "the dashboard sources are where they should be"
+    );
+    let forbidden = [
+        ".innerHTML",
+        ".outerHTML",
+        ".insertAdjacentHTML(",
+        "document.write(",
+        "eval(",
+        "new Function(",
+        "http://",
+        "https://",
+    ];
+    let mut found = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for word in forbidden {
+            if text.contains(word) {
+                found.push(format!("{}: {word}", f.display()));
+            }
+        }
+    }
+    assert!(found.is_empty(), "{found:#?}");
+}

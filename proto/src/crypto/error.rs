@@ -1,6 +1,6 @@
 //! The one error type of the crypto layer.
 //!
-//! Messages are fixed and never carry key material or plaintext (DESIGN.md §3, invariant 2):
+//! Messages are fixed and never carry key material or plaintext (docs/THREAT_MODEL.md, invariant 2):
 //! they may end up in a client's log.
 
 /// Why a crypto operation was refused. Every refusal leaves the session, the device secrets

@@ -1,7 +1,7 @@
 //! A device's long-term and prekey secrets, the public keys it registers, and the checks on a
 //! peer's bundle.
 //!
-//! A device identity is two keys kept apart (DESIGN.md §5): an X25519 key for X3DH agreement
+//! A device identity is two keys kept apart (docs/CRYPTO.md): an X25519 key for X3DH agreement
 //! and an Ed25519 key for signatures. Using one key for both would need the XEdDSA
 //! conversion; separate keys keep each primitive in its textbook setting. The Ed25519 key
 //! signs the signed prekey together with the X25519 identity key, which ties the two halves
@@ -47,7 +47,7 @@ pub struct PublicIdentity {
 }
 
 impl std::fmt::Debug for PublicIdentity {
-    // Identity keys identify a device: keep them out of logs (DESIGN.md §3, invariant 2).
+    // Identity keys identify a device: keep them out of logs (docs/THREAT_MODEL.md, invariant 2).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PublicIdentity(***)")
     }
@@ -241,7 +241,7 @@ impl IdentityKeyPair {
     }
 
     /// Sign with the Ed25519 identity key (for hand-off notes and other signed statements
-    /// the client makes inside the ratchet, DESIGN.md §5).
+    /// the client makes inside the ratchet, docs/CRYPTO.md).
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.signing.sign(message).to_bytes()
     }

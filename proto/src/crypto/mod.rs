@@ -1,9 +1,9 @@
 //! Client-side end-to-end encryption: X3DH, the Double Ratchet, the envelope format, and a
-//! sealing helper for the encrypted session store (DESIGN.md §5; the protocol is written out
+//! sealing helper for the encrypted session store (docs/CRYPTO.md; the protocol is written out
 //! byte by byte in `docs/CRYPTO.md`).
 //!
 //! Architecture invariant: this module exists only with the `crypto` feature, which the server
-//! does not enable. The server has no decrypt code (DESIGN.md §3, invariant 1); everything
+//! does not enable. The server has no decrypt code (docs/THREAT_MODEL.md, invariant 1); everything
 //! here runs on a survivor's or advocate's device, natively or in the browser (wasm32).
 //!
 //! How the client SDK uses it:

@@ -1,6 +1,6 @@
 //! Sealing for data at rest on the device: the session store and the device secrets.
 //!
-//! XChaCha20-Poly1305 with a random 192-bit nonce per seal (DESIGN.md §5: random nonces
+//! XChaCha20-Poly1305 with a random 192-bit nonce per seal (docs/CRYPTO.md: random nonces
 //! where a key is reused). A 24-byte nonce makes random collisions negligible for any
 //! number of writes a phone will make under one key. Layout: `1 || nonce (24) ||
 //! ciphertext || tag (16)`, the first byte being the format version.

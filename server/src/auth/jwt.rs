@@ -4,7 +4,7 @@
 //! The token says who (a survivor device, or a member and optionally their device) and
 //! carries the subject's token epoch; every request also checks the epoch against the
 //! database, so a wipe, hide, revocation or refresh-token reuse kills tokens at once
-//! (DESIGN.md §3, invariant 4). Expiry is checked against the injectable clock.
+//! (docs/THREAT_MODEL.md, invariant 4). Expiry is checked against the injectable clock.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use quietline_proto::Id;

@@ -4,7 +4,7 @@
 //!
 //! The access log records the method, the route *template* (never the raw path, which holds
 //! ids), the status and the latency. It never records an IP address, a user agent, a query
-//! string or a header (DESIGN.md §3, invariant 2).
+//! string or a header (docs/THREAT_MODEL.md, invariant 2).
 
 use super::error::{InternalCause, code_for_status};
 use crate::app::AppState;
@@ -35,7 +35,7 @@ pub struct StaticNotFound;
 
 /// The answer for a path that is no route: what any static web server says, so probing
 /// paths under (or outside) the route prefix reveals nothing about what runs here
-/// (DESIGN.md §7, disguise).
+/// (docs/SAFETY.md, disguise).
 pub async fn static_not_found() -> Response {
     const PAGE: &str = "<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head>\n\
 <body><h1>Not Found</h1><p>The requested URL was not found on this server.</p></body></html>\n";
@@ -60,7 +60,7 @@ pub async fn strip_allow(mut response: Response) -> Response {
 }
 
 /// Pad a JSON body with trailing spaces (valid JSON whitespace) to a multiple of
-/// `RESPONSE_PAD_QUANTUM`, so response sizes fall into buckets (DESIGN.md §7, disguise).
+/// `RESPONSE_PAD_QUANTUM`, so response sizes fall into buckets (docs/SAFETY.md, disguise).
 async fn pad_json(response: Response) -> Response {
     use quietline_proto::padding::RESPONSE_PAD_QUANTUM;
     let (mut parts, body) = response.into_parts();

@@ -1,7 +1,7 @@
 //! Conversations between a survivor device and an organisation: opening contact, the queue,
 //! claims (exactly one wins), transfers, closing (which purges), and the fan-out list.
 //!
-//! Isolation (DESIGN.md §3, invariant 6): a survivor device sees only its own conversation;
+//! Isolation (docs/THREAT_MODEL.md, invariant 6): a survivor device sees only its own conversation;
 //! a member only their organisation's queue and their own (a supervisor: all of their
 //! organisation's). Anything else is `not_found`, the same as a conversation that does not exist.
 
@@ -315,7 +315,7 @@ pub async fn close(state: &AppState, caller: Caller, id: Id) -> Result<()> {
             notify.push(survivor);
         }
     }
-    // The purged id is not repeated in the event (DESIGN.md §3, invariant 3).
+    // The purged id is not repeated in the event (docs/THREAT_MODEL.md, invariant 3).
     emit(state, &notify, EventKind::ConversationClosed, None).await
 }
 

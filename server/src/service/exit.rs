@@ -1,11 +1,11 @@
-//! Quick exit (DESIGN.md §7) and coming back after `hide`.
+//! Quick exit (docs/SAFETY.md) and coming back after `hide`.
 //!
 //! Invariant 4: a wipe removes every row tied to the survivor device in the same request,
 //! and its tokens stop working at once, even an access token that has already expired.
 //! Authorisation is the device's exit token, not an access token, so exit works when the
 //! access token has expired or been revoked.
 //!
-//! The threat (§2) is an abuser who holds the phone, or watches the network, and wants to
+//! The threat (docs/THREAT_MODEL.md) is an abuser who holds the phone, or watches the network, and wants to
 //! learn whether the survivor left, how, or whether a token is still good. So `POST /v1/exit`
 //! gives every caller the same answer: status 200, the bytes `{"status":"ok"}`, and the same
 //! work on the way there:
@@ -49,7 +49,7 @@ use tokio::time::Instant;
 
 /// No answer to `POST /v1/exit` leaves before this, whatever the mode or token. Above the
 /// time a typical exit takes (a few milliseconds, SQLite or PostgreSQL), and within the 10 ms
-/// wipe budget of DESIGN.md §10.
+/// wipe budget of docs/BENCHMARKS.md.
 pub const ANSWER_FLOOR: Duration = Duration::from_millis(6);
 
 /// The one answer of `POST /v1/exit`.

@@ -2,7 +2,7 @@
 //!
 //! The server checks only what it can see from outside: the sender takes part in the
 //! conversation, the envelope list names exactly the current recipient devices, every size
-//! is a padding bucket, quotas. It never looks inside a ciphertext (DESIGN.md §3, invariant 1).
+//! is a padding bucket, quotas. It never looks inside a ciphertext (docs/THREAT_MODEL.md, invariant 1).
 
 use crate::app::AppState;
 use crate::clock::hour;

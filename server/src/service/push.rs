@@ -1,4 +1,4 @@
-//! Safe hours and wake signals (DESIGN.md §7; docs/WAKE.md).
+//! Safe hours and wake signals (docs/SAFETY.md; docs/WAKE.md).
 //!
 //! A device may register a push endpoint and weekly safe-hours windows in its own time zone.
 //! When an envelope or event is stored for a device with no live stream on this replica, the

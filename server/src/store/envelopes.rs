@@ -33,7 +33,7 @@ pub struct NewEvent {
 
 /// The one statement that stores an event: nothing when the recipient already holds `$6`
 /// events, or when `$7` is 1 and it holds one of the same kind (events per device are
-/// bounded, DESIGN.md §2, flooding).
+/// bounded, docs/THREAT_MODEL.md, flooding).
 pub(crate) const INSERT_EVENT: &str = "INSERT INTO events (recipient, id, kind, conversation_id, expires_at) \
      SELECT $1, $2, $3, $4, $5 \
      WHERE (SELECT COUNT(*) FROM events WHERE recipient = $1) < $6 \

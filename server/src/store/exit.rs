@@ -1,4 +1,4 @@
-//! Quick exit (DESIGN.md §7): find a device by its exit token, hide it, wipe it, bring it back.
+//! Quick exit (docs/SAFETY.md): find a device by its exit token, hide it, wipe it, bring it back.
 //!
 //! [`Store::quick_exit`] runs one fixed list of statements for every mode and for unknown
 //! tokens; only the ids bound to them differ (a decoy id that matches no row stands in for
@@ -34,7 +34,7 @@ impl Store {
         id.map(|i| to_id(&i)).transpose()
     }
 
-    /// Hide and/or wipe, and store `events`, in ONE transaction (DESIGN.md §3, invariant 4):
+    /// Hide and/or wipe, and store `events`, in ONE transaction (docs/THREAT_MODEL.md, invariant 4):
     /// either the device is gone (or hidden) and the advocate is told, or nothing happened.
     ///
     /// The statement list is the same on every call. The wipe deletes explicitly rather than

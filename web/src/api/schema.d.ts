@@ -838,7 +838,7 @@ export interface components {
         ConversationState: "waiting" | "assigned" | "closed";
         /**
          * @description A device's public keys. The server stores them and hands them out; it never holds a
-         *     private key (DESIGN.md §3, invariant 1).
+         *     private key (docs/THREAT_MODEL.md, invariant 1).
          */
         DeviceKeys: {
             /** @description X25519 identity key, 32 bytes. */

@@ -2,7 +2,7 @@
 //! access token in `Authorization` or, from a browser, with a single-use ticket from
 //! `POST /v1/stream/ticket` in the query (see [`crate::service::stream_tickets`]).
 //!
-//! At-least-once (DESIGN.md §3, invariant 5): the stream sends what the database holds for
+//! At-least-once (docs/THREAT_MODEL.md, invariant 5): the stream sends what the database holds for
 //! the device and deletes nothing until the client acknowledges it; after a reconnect every
 //! unacknowledged envelope is sent again, and clients drop duplicates by id. Wake-ups from
 //! the hub only say "look again", so none can be lost in a race.
