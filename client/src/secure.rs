@@ -482,6 +482,12 @@ impl SecureClient {
     /// in the relay's list (reusing the ciphertexts already made) and tries again with the
     /// same message id. [`Error::NoRecipients`] when nobody can receive yet.
     pub async fn send(&mut self, conversation: Id, body: &Body) -> Result<Sent> {
+        // A member device certified since it joined picks its certificate up here, so its
+        // first messages carry it.
+        let trust = &self.state.trust;
+        if !trust.survivor && trust.my_org.is_some() && trust.my_certificate.is_none() {
+            self.refresh_certificate().await?;
+        }
         let mut payload = Payload {
             v: PAYLOAD_VERSION,
             from: self.state.device_id,
