@@ -1112,6 +1112,54 @@ mod tests {
     }
 
     #[test]
+    fn skipped_message_keys_expire_by_the_clients_clock() {
+        use quietline_proto::crypto::session::SKIPPED_MAX_AGE_SECS;
+        let (mut a, mut b, bundle) = pair();
+        let now = Arc::new(std::sync::atomic::AtomicI64::new(1_800_000_000));
+        let clock = now.clone();
+        b.set_clock(Arc::new(move || {
+            clock.load(std::sync::atomic::Ordering::SeqCst)
+        }));
+        let conv = Id([0xc; 16]);
+        let s = x3dh::initiate(a.state.secrets.identity(), &bundle, conv).unwrap();
+        a.state.insert_session(conv, b.device_id(), s);
+        let first = seal_for(&mut a, conv, b.device_id(), "one");
+        let late = seal_for(&mut a, conv, b.device_id(), "two (delayed)");
+        let third = seal_for(&mut a, conv, b.device_id(), "three");
+        assert!(matches!(
+            b.open_envelope(&first),
+            Some(Incoming::Message(_))
+        ));
+        // "two" is skipped: its key is kept, stamped with b's clock.
+        assert!(matches!(
+            b.open_envelope(&third),
+            Some(Incoming::Message(_))
+        ));
+        let age = i64::try_from(SKIPPED_MAX_AGE_SECS).unwrap() + 60;
+        now.fetch_add(age, std::sync::atomic::Ordering::SeqCst);
+        // A week later the skipped key is gone: the message does not open (the ratchet
+        // cannot tell an expired key from a spent one, so it is dropped as a duplicate).
+        assert!(
+            !matches!(b.open_envelope(&late), Some(Incoming::Message(_))),
+            "a week later the skipped key is gone"
+        );
+
+        // Within the age the delayed message still opens.
+        let (mut a, mut b, bundle) = pair();
+        let s = x3dh::initiate(a.state.secrets.identity(), &bundle, conv).unwrap();
+        a.state.insert_session(conv, b.device_id(), s);
+        let first = seal_for(&mut a, conv, b.device_id(), "one");
+        let late = seal_for(&mut a, conv, b.device_id(), "two (delayed)");
+        let third = seal_for(&mut a, conv, b.device_id(), "three");
+        b.open_envelope(&first).unwrap();
+        b.open_envelope(&third).unwrap();
+        match b.open_envelope(&late) {
+            Some(Incoming::Message(m)) => assert_eq!(m.text(), Some("two (delayed)")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
     fn closing_events_forget_the_sessions() {
         let (mut a, _b, bundle) = pair();
         let conv = Id([0xc; 16]);
