@@ -187,12 +187,7 @@ async fn accepted_envelopes_survive_kill_9(backend: Backend) {
         .await
         .unwrap();
     // Certified with an organisation key, as a supervisor would, so it is a recipient.
-    let key = quietline_proto::crypto::org::OrgKeyPair::generate().unwrap();
-    admin
-        .store
-        .append_org_key(&org.0, 0, key.public().as_bytes(), None, 0)
-        .await
-        .unwrap();
+    let key = register_org_key(&admin.store, org).await;
     let now = SystemClock.now();
     certify_in_store(
         &admin.store,

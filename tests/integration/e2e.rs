@@ -9,16 +9,6 @@ const FIRST: &str = "I need somewhere safe tonight - the kids are with me";
 const REPLY: &str = "You reached the right place. Are you somewhere you can talk?";
 const LIVE: &str = "Yes, he is at work until six";
 
-fn texts(incoming: &[Incoming]) -> Vec<String> {
-    incoming
-        .iter()
-        .filter_map(|i| match i {
-            Incoming::Message(m) => m.text().map(str::to_owned),
-            _ => None,
-        })
-        .collect()
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }

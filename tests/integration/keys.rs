@@ -2,39 +2,11 @@
 //! answers first messages only for its grace period, one-time prekeys are topped up.
 
 use quietline_client::Incoming;
-use quietline_proto::Id;
 use quietline_proto::b64::Bytes;
 use quietline_proto::crypto::CryptoError;
 use quietline_proto::crypto::keys::{SIGNED_PREKEY_GRACE_SECS, SIGNED_PREKEY_ROTATION_SECS};
-use quietline_proto::wire::{Bundle, OpenConversation, Role, SignedPrekey};
+use quietline_proto::wire::{OpenConversation, Role};
 use quietline_tests::*;
-
-async fn served_bundle(s: &TestServer, device: Id) -> Bundle {
-    let row = s.store().bundle_keys(&device.0).await.unwrap().unwrap();
-    Bundle {
-        device_id: device,
-        identity_key: Bytes(row.identity_key),
-        signing_key: Bytes(row.signing_key),
-        identity_signature: Bytes(row.identity_signature),
-        signed_prekey: SignedPrekey {
-            id: u32::try_from(row.signed_prekey_id).unwrap(),
-            public_key: Bytes(row.signed_prekey),
-            signature: Bytes(row.signed_prekey_sig),
-        },
-        one_time_prekey: None,
-        certificate: None,
-    }
-}
-
-fn texts(incoming: &[Incoming]) -> Vec<String> {
-    incoming
-        .iter()
-        .filter_map(|i| match i {
-            Incoming::Message(m) => m.text().map(str::to_owned),
-            _ => None,
-        })
-        .collect()
-}
 
 async fn signed_prekeys_rotate_on_schedule_and_the_old_one_lasts_only_its_grace(backend: Backend) {
     let s = TestServer::start(backend).await;
@@ -47,7 +19,7 @@ async fn signed_prekeys_rotate_on_schedule_and_the_old_one_lasts_only_its_grace(
         !advocate.maintain_keys().await.unwrap(),
         "a fresh key is kept"
     );
-    let old = served_bundle(&s, adv).await;
+    let old = served_bundle(s.store(), adv).await;
 
     // A survivor starts a session from the current bundle but writes only later.
     let mut late = s.secure_survivor("hotline").await;
@@ -66,7 +38,7 @@ async fn signed_prekeys_rotate_on_schedule_and_the_old_one_lasts_only_its_grace(
         advocate.maintain_keys().await.unwrap(),
         "rotated after a week"
     );
-    let new = served_bundle(&s, adv).await;
+    let new = served_bundle(s.store(), adv).await;
     assert_ne!(new.signed_prekey.id, old.signed_prekey.id);
     assert_ne!(new.signed_prekey.public_key, old.signed_prekey.public_key);
     assert!(!advocate.maintain_keys().await.unwrap(), "once");

@@ -13,7 +13,7 @@ use quietline_proto::crypto::org::OrgKeyPair;
 use quietline_proto::crypto::session::Session;
 use quietline_proto::crypto::x3dh;
 use quietline_proto::trust::CertificateBody;
-use quietline_proto::wire::{Bundle, Certificate, EventKind, OpenConversation, Role};
+use quietline_proto::wire::{Certificate, EventKind, OpenConversation, Role};
 use quietline_tests::*;
 
 const FIRST: &str = "I need somewhere safe tonight";
@@ -46,16 +46,6 @@ async fn talking(s: &TestServer, advocate: &mut SecureClient, survivor: &mut Sec
     advocate.send_text(conv, REPLY).await.unwrap();
     assert_eq!(texts(&survivor.poll().await.unwrap()), vec![REPLY]);
     conv
-}
-
-fn texts(incoming: &[Incoming]) -> Vec<String> {
-    incoming
-        .iter()
-        .filter_map(|i| match i {
-            Incoming::Message(m) => m.text().map(str::to_owned),
-            _ => None,
-        })
-        .collect()
 }
 
 fn refusals(incoming: &[Incoming]) -> Vec<Refusal> {
@@ -187,20 +177,7 @@ async fn forge_first_message(
     claimed: Id,
     cert: Option<Certificate>,
 ) -> Session {
-    let row = s.store().bundle_keys(&target.0).await.unwrap().unwrap();
-    let bundle = Bundle {
-        device_id: target,
-        identity_key: Bytes(row.identity_key),
-        signing_key: Bytes(row.signing_key),
-        identity_signature: Bytes(row.identity_signature),
-        signed_prekey: quietline_proto::wire::SignedPrekey {
-            id: u32::try_from(row.signed_prekey_id).unwrap(),
-            public_key: Bytes(row.signed_prekey),
-            signature: Bytes(row.signed_prekey_sig),
-        },
-        one_time_prekey: None,
-        certificate: None,
-    };
+    let bundle = served_bundle(s.store(), target).await;
     let (evil, _) = relay_keys();
     let mut session = x3dh::initiate(evil.identity(), &bundle, conversation).unwrap();
     let payload = Payload {

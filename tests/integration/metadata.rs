@@ -5,7 +5,7 @@
 //! level.
 
 use crate::durability::spawn_child_server;
-use quietline_client::{Api, ExitMode, Incoming, SecureClient};
+use quietline_client::{Api, ExitMode, SecureClient};
 use quietline_proto::wire::{Enroll, Login, OpenConversation, Role};
 use quietline_server::AppState;
 use quietline_server::clock::{Clock, SystemClock};
@@ -31,16 +31,6 @@ fn tracked_client(base: &str) -> Api {
         .build()
         .unwrap();
     Api::with_client(base, http).unwrap()
-}
-
-fn texts(incoming: &[Incoming]) -> Vec<String> {
-    incoming
-        .iter()
-        .filter_map(|i| match i {
-            Incoming::Message(m) => m.text().map(str::to_owned),
-            _ => None,
-        })
-        .collect()
 }
 
 async fn nothing_identifying_is_stored_or_logged(backend: Backend) {
@@ -109,12 +99,7 @@ async fn nothing_identifying_is_stored_or_logged(backend: Backend) {
         .unwrap();
     // The organisation key, registered and used to certify the advocate's device as the
     // supervisors would; the survivors' clients pin it.
-    let org_key = quietline_proto::crypto::org::OrgKeyPair::generate().unwrap();
-    admin
-        .store
-        .append_org_key(&org.0, 0, org_key.public().as_bytes(), None, 0)
-        .await
-        .unwrap();
+    let org_key = register_org_key(&admin.store, org).await;
     let now = SystemClock.now();
     certify_in_store(
         &admin.store,

@@ -305,11 +305,7 @@ impl TestServer {
             .create_org(&id.0, code, &format!("{code} hotline"), 0)
             .await
             .unwrap();
-        let key = OrgKeyPair::generate().unwrap();
-        self.store()
-            .append_org_key(&id.0, 0, key.public().as_bytes(), None, 0)
-            .await
-            .unwrap();
+        let key = register_org_key(self.store(), id).await;
         self.org_keys
             .lock()
             .unwrap()
@@ -685,4 +681,45 @@ pub async fn certify_in_store(
             .unwrap(),
         "a member device"
     );
+}
+
+/// The texts of the messages among `incoming`, in order.
+pub fn texts(incoming: &[quietline_client::Incoming]) -> Vec<String> {
+    incoming
+        .iter()
+        .filter_map(|i| match i {
+            quietline_client::Incoming::Message(m) => m.text().map(str::to_owned),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A new organisation key whose public half is registered for the organisation `org_id` in
+/// `store`, as its supervisors would register it.
+pub async fn register_org_key(store: &Store, org_id: Id) -> OrgKeyPair {
+    let key = OrgKeyPair::generate().unwrap();
+    store
+        .append_org_key(&org_id.0, 0, key.public().as_bytes(), None, 0)
+        .await
+        .unwrap();
+    key
+}
+
+/// The bundle the server would hand out for `device`, without a one-time prekey or
+/// certificate and without spending anything (read straight from the store).
+pub async fn served_bundle(store: &Store, device: Id) -> quietline_proto::wire::Bundle {
+    let row = store.bundle_keys(&device.0).await.unwrap().unwrap();
+    quietline_proto::wire::Bundle {
+        device_id: device,
+        identity_key: Bytes(row.identity_key),
+        signing_key: Bytes(row.signing_key),
+        identity_signature: Bytes(row.identity_signature),
+        signed_prekey: SignedPrekey {
+            id: u32::try_from(row.signed_prekey_id).unwrap(),
+            public_key: Bytes(row.signed_prekey),
+            signature: Bytes(row.signed_prekey_sig),
+        },
+        one_time_prekey: None,
+        certificate: None,
+    }
 }
