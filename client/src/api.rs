@@ -25,6 +25,10 @@ use zeroize::Zeroizing;
 
 pub use reqwest::Method;
 
+/// The largest answer the client reads from the relay: an inbox page of 64 KiB envelopes in
+/// base64 with room to spare. Anything larger is refused rather than buffered.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
 /// How long one HTTP request may take, connection included.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -203,11 +207,19 @@ impl Api {
     }
 
     async fn execute(&self, req: reqwest::RequestBuilder) -> Result<Vec<u8>> {
-        let resp = req.send().await?;
+        let mut resp = req.send().await?;
         let status = resp.status();
-        let body = resp.bytes().await?;
+        // The relay is not trusted with the client's memory: an answer larger than any the
+        // API gives (a full inbox of the largest envelopes) is refused, not buffered.
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await? {
+            if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+                return Err(Error::State("the relay's answer is too large".into()));
+            }
+            body.extend_from_slice(&chunk);
+        }
         if status.is_success() {
-            Ok(body.to_vec())
+            Ok(body)
         } else {
             Err(Error::from_response(status.as_u16(), &body))
         }

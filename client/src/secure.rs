@@ -43,6 +43,12 @@ use zeroize::Zeroizing;
 /// How many times a send is retried after `409 stale_recipients`.
 const SEND_ATTEMPTS: usize = 4;
 
+/// The longest access-token lifetime the client believes, whatever the relay says.
+const MAX_ACCESS_LIFETIME_SECS: u64 = 86_400;
+
+/// Most devices a recipient list (or a 409 answer) may name; a longer one is refused.
+const MAX_RECIPIENTS: usize = 64;
+
 /// Refresh the access token when it has less than this left.
 const REFRESH_MARGIN: Duration = Duration::from_secs(30);
 
@@ -380,7 +386,9 @@ impl SecureClient {
     fn set_tokens(&mut self, pair: &TokenPair) {
         self.state.refresh_token = Some(Token::new(pair.refresh_token.as_str()));
         self.api = self.relay.with_token(pair.access_token.as_str());
-        self.access_expires = Some(Instant::now() + Duration::from_secs(pair.expires_in));
+        // The lifetime comes from the relay: clamped, so no answer can overflow the clock.
+        let lifetime = Duration::from_secs(pair.expires_in.min(MAX_ACCESS_LIFETIME_SECS));
+        self.access_expires = Instant::now().checked_add(lifetime);
     }
 
     // ------------------------------------------------------------ conversations
@@ -397,6 +405,20 @@ impl SecureClient {
         }
         let opened = self.api().await?.open_conversation(org, req).await?;
         let conversation = opened.conversation.id;
+        // An id this device already knows for another organisation is refused: the relay
+        // cannot move a conversation under an organisation key it controls.
+        if let Some(known) = self.state.trust.conversation_org.get(&conversation)
+            && known != org
+        {
+            self.state.trust.report.refused += 1;
+            self.save()?;
+            return Err(refused(conversation, Refusal::ConversationMismatch));
+        }
+        if opened.recipients.len() > MAX_RECIPIENTS {
+            return Err(Error::State(
+                "the relay named too many recipient devices".into(),
+            ));
+        }
         self.state.conversations.insert(conversation);
         self.state
             .trust
@@ -439,7 +461,8 @@ impl SecureClient {
     /// answered.
     pub async fn quick_exit(&mut self, mode: ExitMode) -> Result<()> {
         let token = self.state.exit_token.clone().ok_or(Error::NoToken)?;
-        let result = self.relay.exit(token.as_str(), mode).await;
+        // For wipe and duress the phone is cleared first: a relay that stalls its answer (or
+        // a phone killed while it waits) must not keep the state alive.
         if matches!(mode, ExitMode::Wipe | ExitMode::Duress) {
             // Nothing of this device stays in memory either: the old state (secrets,
             // sessions, tokens, pins) is dropped, and wiped as it drops, in exchange for a
@@ -447,11 +470,15 @@ impl SecureClient {
             let throwaway = DeviceSecrets::generate_with(&mut OsRandom, 0)?.0;
             self.state = DeviceState::new(self.state.device_id, throwaway, None, None);
             self.recipients.clear();
-            if let Some(f) = self.file.take() {
-                f.destroy()?;
-            }
         }
-        result
+        let mut local = Ok(());
+        if matches!(mode, ExitMode::Wipe | ExitMode::Duress)
+            && let Some(f) = self.file.take()
+        {
+            local = f.destroy();
+        }
+        let remote = self.relay.exit(token.as_str(), mode).await;
+        local.and(remote)
     }
 
     /// Come back after `hide`: solve a fresh proof-of-work, sign its challenge with this
@@ -482,10 +509,13 @@ impl SecureClient {
     /// in the relay's list (reusing the ciphertexts already made) and tries again with the
     /// same message id. [`Error::NoRecipients`] when nobody can receive yet.
     pub async fn send(&mut self, conversation: Id, body: &Body) -> Result<Sent> {
-        // A member device certified since it joined picks its certificate up here, so its
-        // first messages carry it.
+        // A member device certified since it joined (or whose certificate expires within a
+        // day) picks its certificate up here, so its first messages carry a valid one.
         let trust = &self.state.trust;
-        if !trust.survivor && trust.my_org.is_some() && trust.my_certificate.is_none() {
+        if !trust.survivor
+            && trust.my_org.is_some()
+            && trust.own_certificate_expires_by(self.now() + 86_400)
+        {
             self.refresh_certificate().await?;
         }
         let mut payload = Payload {
@@ -556,7 +586,7 @@ impl SecureClient {
                     });
                 }
                 Err(e) => match e.stale_recipients() {
-                    Some(list) => devices = list.to_vec(),
+                    Some(list) => devices = recipient_list(list)?,
                     None => {
                         self.recipients.remove(&conversation);
                         return Err(e);
@@ -571,7 +601,7 @@ impl SecureClient {
     }
 
     async fn fetch_recipients(&mut self, conversation: Id) -> Result<Vec<Id>> {
-        let list = self.api().await?.recipients(conversation).await?.devices;
+        let list = recipient_list(&self.api().await?.recipients(conversation).await?.devices)?;
         self.recipients.insert(conversation, list.clone());
         Ok(list)
     }
@@ -799,6 +829,11 @@ impl SecureClient {
             }
             None => {
                 let header = prekey.ok_or(CryptoError::DecryptFailed)?;
+                // A first message whose X3DH run this device already answered is a replay
+                // (possible when it used no one-time prekey), even once its session is gone.
+                if self.state.trust.seen_base_key(&header.ephemeral) {
+                    return Ok(None);
+                }
                 // Worked on a copy: a refused sender consumes no one-time prekey.
                 let mut trial = self.state.secrets.clone();
                 let (session, pt) = Session::respond_with(
@@ -830,6 +865,7 @@ impl SecureClient {
                         .first_messages_without_one_time_prekey += 1;
                 }
                 self.state.secrets = trial;
+                self.state.trust.remember_base_key(header.ephemeral);
                 self.state
                     .insert_session(conversation, payload.from, session);
                 (payload.from, pt)
@@ -960,6 +996,22 @@ impl SecureClient {
             .await?;
         Ok(rotated)
     }
+}
+
+/// A recipient list from the relay, de-duplicated and bounded.
+fn recipient_list(list: &[Id]) -> Result<Vec<Id>> {
+    let mut out: Vec<Id> = Vec::with_capacity(list.len().min(MAX_RECIPIENTS));
+    for d in list {
+        if !out.contains(d) {
+            if out.len() == MAX_RECIPIENTS {
+                return Err(Error::State(
+                    "the relay named too many recipient devices".into(),
+                ));
+            }
+            out.push(*d);
+        }
+    }
+    Ok(out)
 }
 
 /// The SDK error for a refusal by the trust rules.
@@ -1157,6 +1209,62 @@ mod tests {
             Some(Incoming::Message(m)) => assert_eq!(m.text(), Some("two (delayed)")),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_token_lifetime_from_the_relay_cannot_overflow_the_clock() {
+        let (mut a, _, _) = pair();
+        a.adopt_tokens(&TokenPair {
+            access_token: "a".into(),
+            expires_in: u64::MAX,
+            refresh_token: "r".into(),
+        })
+        .unwrap();
+        let left = a.access_expires.unwrap() - Instant::now();
+        assert!(left <= Duration::from_secs(MAX_ACCESS_LIFETIME_SECS));
+    }
+
+    #[test]
+    fn recipient_lists_are_deduplicated_and_bounded() {
+        let d = Id([1; 16]);
+        assert_eq!(recipient_list(&[d, d, d]).unwrap(), vec![d]);
+        let many: Vec<Id> = (0..=MAX_RECIPIENTS)
+            .map(|i| {
+                let mut b = [0u8; 16];
+                b[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                Id(b)
+            })
+            .collect();
+        assert!(recipient_list(&many).is_err());
+    }
+
+    /// A relay that never answers the exit call does not keep the phone's state alive: the
+    /// file is gone while the call still waits.
+    #[tokio::test]
+    async fn wipe_clears_the_phone_before_the_relay_answers() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stall = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket); // accepted, never answered
+            }
+        });
+        let relay = Api::new(&format!("http://{addr}")).unwrap();
+        let (secrets, _) = DeviceSecrets::generate().unwrap();
+        let state = DeviceState::new(Id([7; 16]), secrets, None, Some(Token::new("exit")));
+        let mut c = SecureClient::resume(&relay, state, None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let key = quietline_proto::crypto::StoreKey::generate().unwrap();
+        c.persist_to(StateFile::new(&path, key).unwrap()).unwrap();
+        assert!(path.exists());
+        let waited =
+            tokio::time::timeout(Duration::from_millis(500), c.quick_exit(ExitMode::Wipe)).await;
+        assert!(waited.is_err(), "the relay is still silent");
+        assert!(!path.exists(), "the state went before the relay answered");
+        assert!(c.state().sessions.is_empty() && c.exit_token().is_none());
+        stall.abort();
     }
 
     #[test]

@@ -56,14 +56,24 @@ pub enum Refusal {
     /// The bundle's own signatures (identity binding, signed prekey) do not verify.
     #[error("the device's keys are not signed by it")]
     BadKeys,
+    /// The relay answered with a conversation this device knows under another organisation.
+    #[error("the relay named a known conversation under another organisation")]
+    ConversationMismatch,
 }
+
+/// First-message (X3DH) runs remembered, to drop replays even after their session is gone.
+const SEEN_BASE_KEYS: usize = 4096;
+
+/// Ended conversations whose survivor device stays pinned on a member device, so that a
+/// relay's "closed" event cannot free the conversation for another identity.
+const CLOSED_REMEMBERED: usize = 4096;
 
 /// A device identity pinned by this device.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Pinned {
     dh: Bytes,
     signing: Bytes,
-    /// A member device: the certificate's organisation and expiry. A survivor device: none.
+    /// A member device: the organisation whose certificate it showed. A survivor device: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     org: Option<String>,
 }
@@ -115,6 +125,12 @@ pub struct TrustState {
     pub(crate) identities: BTreeMap<Id, Pinned>,
     #[serde(default)]
     pub(crate) report: TrustReport,
+    /// Ephemeral keys of first messages this device answered (newest last).
+    #[serde(default)]
+    seen_base_keys: std::collections::VecDeque<Bytes>,
+    /// Conversations that ended, oldest first; their survivor pins are kept for a while.
+    #[serde(default)]
+    closed: std::collections::VecDeque<Id>,
 }
 
 impl TrustState {
@@ -202,6 +218,30 @@ impl TrustState {
                 );
                 Ok(())
             }
+        }
+    }
+
+    /// Has this device already answered a first message with this X3DH ephemeral key?
+    pub(crate) fn seen_base_key(&self, ephemeral: &[u8; 32]) -> bool {
+        self.seen_base_keys
+            .iter()
+            .any(|k| k.as_slice() == ephemeral)
+    }
+
+    pub(crate) fn remember_base_key(&mut self, ephemeral: [u8; 32]) {
+        self.seen_base_keys.push_back(Bytes(ephemeral.to_vec()));
+        while self.seen_base_keys.len() > SEEN_BASE_KEYS {
+            self.seen_base_keys.pop_front();
+        }
+    }
+
+    /// Does this member device's own certificate expire by `t` (or is there none)?
+    pub(crate) fn own_certificate_expires_by(&self, t: i64) -> bool {
+        match &self.my_certificate {
+            Some(c) => {
+                CertificateBody::decode(c.body.as_slice()).map_or(true, |b| b.not_after <= t)
+            }
+            None => true,
         }
     }
 
@@ -301,6 +341,14 @@ impl TrustState {
         device: Id,
         identity: &PublicIdentity,
     ) -> Result<(), Refusal> {
+        // A device pinned as a member's (it showed a certificate) is never a survivor.
+        if self
+            .identities
+            .get(&device)
+            .is_some_and(|p| p.org.is_some())
+        {
+            return Err(Refusal::UnexpectedSurvivorDevice);
+        }
         match self.survivors.get(&conversation) {
             Some(d) if *d != device => Err(Refusal::UnexpectedSurvivorDevice),
             _ => {
@@ -342,14 +390,103 @@ impl TrustState {
         }
     }
 
-    /// Forget what was pinned for a conversation that ended (its survivor device and the
-    /// organisation it was with). Member devices stay pinned: they serve other conversations.
+    /// A conversation ended (closed, purged, or so the relay says). The survivor side forgets
+    /// which organisation it was with: nothing more may arrive in it. The member side keeps
+    /// the conversation's survivor device and its identity pinned for the last
+    /// [`CLOSED_REMEMBERED`] ended conversations, so a relay that announces a close cannot
+    /// then slip in another identity under that device or another survivor device; a
+    /// reopened conversation carries on with the same pinned device.
     pub(crate) fn forget_conversation(&mut self, conversation: Id) {
-        if let Some(device) = self.survivors.remove(&conversation)
-            && !self.survivors.values().any(|d| *d == device)
-        {
-            self.identities.remove(&device);
-        }
         self.conversation_org.remove(&conversation);
+        if self.survivors.contains_key(&conversation) && !self.closed.contains(&conversation) {
+            self.closed.push_back(conversation);
+        }
+        while self.closed.len() > CLOSED_REMEMBERED {
+            let Some(old) = self.closed.pop_front() else {
+                break;
+            };
+            if let Some(device) = self.survivors.remove(&old)
+                && !self.survivors.values().any(|d| *d == device)
+                && self
+                    .identities
+                    .get(&device)
+                    .is_some_and(|p| p.org.is_none())
+            {
+                self.identities.remove(&device);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quietline_proto::crypto::keys::DeviceSecrets;
+
+    fn identity() -> PublicIdentity {
+        DeviceSecrets::generate().unwrap().0.identity().public()
+    }
+
+    #[test]
+    fn a_device_pinned_as_a_members_is_never_taken_for_a_survivor() {
+        let mut t = TrustState::default();
+        let colleague = Id([1; 16]);
+        let id = identity();
+        t.pin_identity(colleague, &id, Some("hotline")).unwrap();
+        assert_eq!(
+            t.admit_sender(Id([9; 16]), colleague, &id, None, false, 0),
+            Err(Refusal::UnexpectedSurvivorDevice)
+        );
+    }
+
+    #[test]
+    fn an_ended_conversation_keeps_its_survivor_pinned_for_a_while() {
+        let mut t = TrustState::default();
+        let (conv, survivor, id) = (Id([2; 16]), Id([3; 16]), identity());
+        t.admit_sender(conv, survivor, &id, None, false, 0).unwrap();
+        t.forget_conversation(conv);
+        assert_eq!(
+            t.admit_sender(conv, survivor, &identity(), None, false, 0),
+            Err(Refusal::IdentityChanged)
+        );
+        assert_eq!(
+            t.admit_sender(conv, Id([4; 16]), &identity(), None, false, 0),
+            Err(Refusal::UnexpectedSurvivorDevice)
+        );
+        // The same survivor identity may come back (a reopened conversation).
+        assert_eq!(t.admit_sender(conv, survivor, &id, None, false, 0), Ok(()));
+        // Only the most recent ended conversations are remembered.
+        for i in 0..=CLOSED_REMEMBERED {
+            let mut b = [0u8; 16];
+            b[..8].copy_from_slice(&(i as u64 + 100).to_le_bytes());
+            let (c, d) = (
+                Id(b),
+                Id({
+                    let mut x = b;
+                    x[15] = 1;
+                    x
+                }),
+            );
+            t.admit_sender(c, d, &identity(), None, false, 0).unwrap();
+            t.forget_conversation(c);
+        }
+        assert!(t.survivors.len() <= CLOSED_REMEMBERED + 1);
+        assert!(t.identities.len() <= CLOSED_REMEMBERED + 2);
+    }
+
+    #[test]
+    fn answered_first_messages_are_remembered_and_bounded() {
+        let mut t = TrustState::default();
+        t.remember_base_key([5; 32]);
+        assert!(t.seen_base_key(&[5; 32]));
+        assert!(!t.seen_base_key(&[6; 32]));
+        for i in 0..SEEN_BASE_KEYS {
+            let mut k = [0u8; 32];
+            k[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+            k[31] = 9;
+            t.remember_base_key(k);
+        }
+        assert!(!t.seen_base_key(&[5; 32]), "the oldest is forgotten first");
+        assert_eq!(t.seen_base_keys.len(), SEEN_BASE_KEYS);
     }
 }

@@ -608,6 +608,105 @@ async fn conversation_safety_numbers_match_and_survive_a_transfer(backend: Backe
     s.stop().await;
 }
 
+/// Put a workflow event of the relay's choosing into a device's queue.
+async fn inject_event(s: &TestServer, recipient: Id, kind: &str, conversation: Id) {
+    s.tamper(
+        "INSERT INTO events (recipient, id, kind, conversation_id, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+        vec![
+            Arg::Blob(recipient.0.to_vec()),
+            Arg::Blob(random_id().0.to_vec()),
+            Arg::Text(kind.to_owned()),
+            Arg::Blob(conversation.0.to_vec()),
+            Arg::Int(s.clock_now() + 3600),
+        ],
+    )
+    .await;
+}
+
+/// A "conversation closed" event is the relay's word too. After it, the advocate's device
+/// still holds the conversation's survivor pinned: another identity under the survivor's
+/// device id, or another device posing as the survivor, is refused as before.
+async fn a_close_announced_by_the_relay_does_not_free_the_conversation_for_another_identity(
+    backend: Backend,
+) {
+    let (s, mut advocate, mut survivor) = scene(backend).await;
+    let conv = talking(&s, &mut advocate, &mut survivor).await;
+    let adv = advocate.device_id();
+    inject_event(&s, adv, "conversation_closed", conv).await;
+    advocate.poll().await.unwrap();
+    assert!(
+        advocate.state().session_devices(conv).is_empty(),
+        "the sessions went with the announced close"
+    );
+    forge_first_message(&s, adv, conv, survivor.device_id(), None).await;
+    forge_first_message(&s, adv, conv, random_id(), None).await;
+    let got = advocate.poll().await.unwrap();
+    assert!(texts(&got).is_empty(), "{got:?}");
+    let mut reasons = refusals(&got);
+    reasons.sort_by_key(|r| format!("{r:?}"));
+    assert_eq!(
+        reasons,
+        vec![Refusal::IdentityChanged, Refusal::UnexpectedSurvivorDevice]
+    );
+    s.stop().await;
+}
+
+/// A first message that used no one-time prekey (the relay withheld them) replayed after its
+/// session is gone is still recognised as answered, and dropped.
+async fn a_replayed_first_message_is_dropped_even_after_its_session_is_gone(backend: Backend) {
+    let (s, mut advocate, mut survivor) = scene(backend).await;
+    let adv = advocate.device_id();
+    s.tamper(
+        "DELETE FROM one_time_prekeys WHERE device_id = $1",
+        vec![Arg::Blob(adv.0.to_vec())],
+    )
+    .await;
+    let conv = survivor
+        .open_conversation("hotline", &OpenConversation::default())
+        .await
+        .unwrap()
+        .conversation
+        .id;
+    survivor.send_text(conv, FIRST).await.unwrap();
+    let copy = s
+        .peek_blob(
+            "SELECT ciphertext FROM envelopes WHERE recipient = $1",
+            vec![adv.0.to_vec()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(texts(&advocate.poll().await.unwrap()), vec![FIRST]);
+    advocate.forget_conversation(conv).unwrap();
+    inject(&s, adv, conv, copy).await;
+    let got = advocate.poll().await.unwrap();
+    assert!(
+        texts(&got).is_empty(),
+        "the replay is not shown again: {got:?}"
+    );
+    s.stop().await;
+}
+
+/// The relay answers opening contact with another organisation by naming a conversation the
+/// survivor already has with a pinned one: refused, so that organisation's devices never
+/// enter it.
+async fn a_known_conversation_cannot_move_to_another_organisation(backend: Backend) {
+    let (s, mut advocate, mut survivor) = scene(backend).await;
+    let conv = talking(&s, &mut advocate, &mut survivor).await;
+    s.create_org("shelter").await;
+    s.tamper(
+        "UPDATE conversations SET org_id = (SELECT id FROM orgs WHERE code = 'shelter') \
+         WHERE id = $1",
+        vec![Arg::Blob(conv.0.to_vec())],
+    )
+    .await;
+    let result = survivor
+        .open_conversation("shelter", &OpenConversation::default())
+        .await;
+    assert_eq!(untrusted(result), (conv, Refusal::ConversationMismatch));
+    s.stop().await;
+}
+
 quietline_tests::on_both!(
     swapped_advocate_keys_are_refused_before_anything_is_sent,
     ghost_devices_in_recipient_lists_and_409_answers_are_refused,
@@ -617,4 +716,7 @@ quietline_tests::on_both!(
     certificates_under_another_organisation_key_are_refused,
     organisation_keys_are_pinned_on_first_use_and_followed_only_through_signed_changes,
     conversation_safety_numbers_match_and_survive_a_transfer,
+    a_close_announced_by_the_relay_does_not_free_the_conversation_for_another_identity,
+    a_replayed_first_message_is_dropped_even_after_its_session_is_gone,
+    a_known_conversation_cannot_move_to_another_organisation,
 );

@@ -556,6 +556,7 @@ pub fn one_envelope(device: Id) -> quietline_proto::wire::SendMessage {
 pub enum Arg {
     Blob(Vec<u8>),
     Int(i64),
+    Text(String),
     Null,
 }
 
@@ -576,6 +577,7 @@ impl TestServer {
                     q = match a {
                         Arg::Blob(b) => q.bind(b),
                         Arg::Int(i) => q.bind(i),
+                        Arg::Text(t) => q.bind(t),
                         Arg::Null => q.bind(None::<Vec<u8>>),
                     };
                 }
@@ -591,6 +593,7 @@ impl TestServer {
                     q = match a {
                         Arg::Blob(b) => q.bind(b),
                         Arg::Int(i) => q.bind(i),
+                        Arg::Text(t) => q.bind(t),
                         Arg::Null => q.bind(None::<Vec<u8>>),
                     };
                 }
