@@ -607,26 +607,31 @@ impl SecureClient {
     }
 
     /// Make sure there is a session with `device` that can send, starting one from its
-    /// bundle if needed, after the trust checks on the bundle.
+    /// bundle if needed, after the trust checks on the bundle; a member device whose
+    /// certificate has expired since it was checked is checked again first.
     async fn ensure_session(&mut self, conversation: Id, device: Id) -> Result<()> {
+        let now = self.now();
         let ready = self
             .state
             .sessions
             .get(&(conversation, device))
             .is_some_and(|list| !list.is_empty());
-        if ready {
+        if ready && self.state.trust.certificate_current(device, now) {
             return Ok(());
         }
+        // No session, or a member device whose certificate has expired since: its bundle,
+        // with a certificate valid now, is checked (again).
         let bundle = self.api().await?.bundle(device).await?;
         if bundle.device_id != device {
             return Err(Error::State(
                 "the relay answered with another device's bundle".into(),
             ));
         }
-        let now = self.now();
         self.admit(conversation, &bundle, now)?;
-        let session = x3dh::initiate(self.state.secrets.identity(), &bundle, conversation)?;
-        self.state.insert_session(conversation, device, session);
+        if !ready {
+            let session = x3dh::initiate(self.state.secrets.identity(), &bundle, conversation)?;
+            self.state.insert_session(conversation, device, session);
+        }
         Ok(())
     }
 

@@ -76,6 +76,9 @@ pub(crate) struct Pinned {
     /// A member device: the organisation whose certificate it showed. A survivor device: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     org: Option<String>,
+    /// A member device: when the newest certificate it showed expires (Unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    until: Option<i64>,
 }
 
 impl Pinned {
@@ -202,10 +205,15 @@ impl TrustState {
         &mut self,
         device: Id,
         identity: &PublicIdentity,
-        org: Option<&str>,
+        certified: Option<(&str, i64)>,
     ) -> Result<(), Refusal> {
-        match self.identities.get(&device) {
-            Some(p) if p.matches(identity) => Ok(()),
+        match self.identities.get_mut(&device) {
+            Some(p) if p.matches(identity) => {
+                if let Some((_, until)) = certified {
+                    p.until = Some(p.until.map_or(until, |u| u.max(until)));
+                }
+                Ok(())
+            }
             Some(_) => Err(Refusal::IdentityChanged),
             None => {
                 self.identities.insert(
@@ -213,11 +221,23 @@ impl TrustState {
                     Pinned {
                         dh: Bytes(identity.dh_key().to_vec()),
                         signing: Bytes(identity.signing_key().to_vec()),
-                        org: org.map(str::to_owned),
+                        org: certified.map(|(org, _)| org.to_owned()),
+                        until: certified.map(|(_, until)| until),
                     },
                 );
                 Ok(())
             }
+        }
+    }
+
+    /// May this device keep encrypting to `device` on the strength of what it pinned? A
+    /// survivor device: yes. A member device: only while the newest certificate it showed is
+    /// valid; after that its bundle (with a renewed certificate) must be checked again.
+    pub(crate) fn certificate_current(&self, device: Id, now: i64) -> bool {
+        match self.identities.get(&device) {
+            Some(p) if p.org.is_none() => true,
+            Some(p) => p.until.is_some_and(|u| now <= u),
+            None => false,
         }
     }
 
@@ -308,26 +328,26 @@ impl TrustState {
                 .get(&conversation)
                 .cloned()
                 .ok_or(Refusal::NoOrgKey)?;
-            self.check_certificate(
+            let body = self.check_certificate(
                 &org,
                 bundle.certificate.as_ref(),
                 bundle.device_id,
                 &identity,
                 now,
             )?;
-            return self.pin_identity(bundle.device_id, &identity, Some(&org));
+            return self.pin_identity(bundle.device_id, &identity, Some((&org, body.not_after)));
         }
         let org = self.my_org.clone().ok_or(Refusal::NoOrgKey)?;
         match &bundle.certificate {
             Some(_) => {
-                self.check_certificate(
+                let body = self.check_certificate(
                     &org,
                     bundle.certificate.as_ref(),
                     bundle.device_id,
                     &identity,
                     now,
                 )?;
-                self.pin_identity(bundle.device_id, &identity, Some(&org))
+                self.pin_identity(bundle.device_id, &identity, Some((&org, body.not_after)))
             }
             None => self.admit_survivor(conversation, bundle.device_id, &identity),
         }
@@ -377,14 +397,14 @@ impl TrustState {
                 .get(&conversation)
                 .cloned()
                 .ok_or(Refusal::NoOrgKey)?;
-            self.check_certificate(&org, cert, from, identity, now)?;
-            return self.pin_identity(from, identity, Some(&org));
+            let body = self.check_certificate(&org, cert, from, identity, now)?;
+            return self.pin_identity(from, identity, Some((&org, body.not_after)));
         }
         match cert {
             Some(_) => {
                 let org = self.my_org.clone().ok_or(Refusal::NoOrgKey)?;
-                self.check_certificate(&org, cert, from, identity, now)?;
-                self.pin_identity(from, identity, Some(&org))
+                let body = self.check_certificate(&org, cert, from, identity, now)?;
+                self.pin_identity(from, identity, Some((&org, body.not_after)))
             }
             None => self.admit_survivor(conversation, from, identity),
         }
@@ -432,7 +452,8 @@ mod tests {
         let mut t = TrustState::default();
         let colleague = Id([1; 16]);
         let id = identity();
-        t.pin_identity(colleague, &id, Some("hotline")).unwrap();
+        t.pin_identity(colleague, &id, Some(("hotline", 100)))
+            .unwrap();
         assert_eq!(
             t.admit_sender(Id([9; 16]), colleague, &id, None, false, 0),
             Err(Refusal::UnexpectedSurvivorDevice)

@@ -707,6 +707,46 @@ async fn a_known_conversation_cannot_move_to_another_organisation(backend: Backe
     s.stop().await;
 }
 
+/// A certificate expires; the relay keeps the device in the fan-out list anyway. The survivor
+/// has a session with it, but stops encrypting to it until a certificate valid now comes
+/// with its bundle; once the supervisors renew it, the same session carries on.
+async fn an_expired_certificate_stops_encryption_even_with_a_session(backend: Backend) {
+    let (s, mut advocate, mut survivor) = scene(backend).await;
+    let adv = advocate.device_id();
+    // A short certificate (ten minutes), which the relay keeps listing after it expires.
+    let short = s.certificate_for("hotline", adv, s.clock_now() + 600).await;
+    s.store()
+        .set_certificate(
+            &adv.0,
+            short.body.as_slice(),
+            short.signature.as_slice(),
+            i64::MAX / 2,
+        )
+        .await
+        .unwrap();
+    let conv = survivor
+        .open_conversation("hotline", &OpenConversation::default())
+        .await
+        .unwrap()
+        .conversation
+        .id;
+    survivor.send_text(conv, FIRST).await.unwrap();
+    assert_eq!(texts(&advocate.poll().await.unwrap()), vec![FIRST]);
+    let before = envelope_count(&s).await;
+
+    s.clock.advance(700);
+    let result = survivor.send_text(conv, "after the expiry").await;
+    assert_eq!(untrusted(result), (adv, Refusal::BadCertificate));
+    assert_eq!(envelope_count(&s).await, before, "nothing was sent");
+
+    // Renewed by the supervisors: the existing session goes on.
+    s.certify("hotline", adv).await;
+    let sent = survivor.send_text(conv, "renewed").await.unwrap();
+    assert_eq!(sent.devices, vec![adv]);
+    assert_eq!(texts(&advocate.poll().await.unwrap()), vec!["renewed"]);
+    s.stop().await;
+}
+
 quietline_tests::on_both!(
     swapped_advocate_keys_are_refused_before_anything_is_sent,
     ghost_devices_in_recipient_lists_and_409_answers_are_refused,
@@ -719,4 +759,5 @@ quietline_tests::on_both!(
     a_close_announced_by_the_relay_does_not_free_the_conversation_for_another_identity,
     a_replayed_first_message_is_dropped_even_after_its_session_is_gone,
     a_known_conversation_cannot_move_to_another_organisation,
+    an_expired_certificate_stops_encryption_even_with_a_session,
 );
