@@ -31,15 +31,39 @@ async fn scene(backend: Backend) -> (TestServer, SecureClient, SecureClient) {
     (s, advocate, survivor)
 }
 
-/// Open contact, first message, claim, reply: both sides have a session and pinned each other.
-async fn talking(s: &TestServer, advocate: &mut SecureClient, survivor: &mut SecureClient) -> Id {
-    let _ = s;
-    let conv = survivor
+/// Open contact with the kit's organisation; the conversation id.
+async fn open(survivor: &mut SecureClient) -> Id {
+    survivor
         .open_conversation("hotline", &OpenConversation::default())
         .await
         .unwrap()
         .conversation
-        .id;
+        .id
+}
+
+/// The ciphertext the relay holds for `device` (one envelope pending), as the relay reads it.
+async fn held_ciphertext(s: &TestServer, device: Id) -> Vec<u8> {
+    s.peek_blob(
+        "SELECT ciphertext FROM envelopes WHERE recipient = $1",
+        vec![device.0.to_vec()],
+    )
+    .await
+    .unwrap()
+}
+
+/// The relay hands out no more one-time prekeys of `device`.
+async fn withhold_prekeys(s: &TestServer, device: Id) {
+    s.tamper(
+        "DELETE FROM one_time_prekeys WHERE device_id = $1",
+        vec![Arg::Blob(device.0.to_vec())],
+    )
+    .await;
+}
+
+/// Open contact, first message, claim, reply: both sides have a session and pinned each other.
+async fn talking(s: &TestServer, advocate: &mut SecureClient, survivor: &mut SecureClient) -> Id {
+    let _ = s;
+    let conv = open(survivor).await;
     survivor.send_text(conv, FIRST).await.unwrap();
     assert_eq!(texts(&advocate.poll().await.unwrap()), vec![FIRST]);
     advocate.api().await.unwrap().claim(conv).await.unwrap();
@@ -99,11 +123,7 @@ async fn swap_keys(s: &TestServer, device: Id, keys: &quietline_proto::wire::Dev
         )
         .await;
     assert_eq!(n, 1);
-    s.tamper(
-        "DELETE FROM one_time_prekeys WHERE device_id = $1",
-        vec![Arg::Blob(device.0.to_vec())],
-    )
-    .await;
+    withhold_prekeys(s, device).await;
 }
 
 /// Add a device the relay controls to `member`'s devices, marked certified in the database,
@@ -337,13 +357,7 @@ async fn forged_first_messages_claiming_a_known_device_are_refused(backend: Back
         .await
         .unwrap();
     assert_eq!(sent.devices, vec![adv]);
-    let stored = s
-        .peek_blob(
-            "SELECT ciphertext FROM envelopes WHERE recipient = $1",
-            vec![adv.0.to_vec()],
-        )
-        .await
-        .unwrap();
+    let stored = held_ciphertext(&s, adv).await;
     assert!(
         relay_session.decrypt(&stored).is_err(),
         "the relay cannot read it"
@@ -391,17 +405,8 @@ async fn forged_first_messages_claiming_a_known_device_are_refused(backend: Back
 /// held unused one-time prekeys.
 async fn withheld_one_time_prekeys_are_counted_on_both_sides(backend: Backend) {
     let (s, mut advocate, mut survivor) = scene(backend).await;
-    s.tamper(
-        "DELETE FROM one_time_prekeys WHERE device_id = $1",
-        vec![Arg::Blob(advocate.device_id().0.to_vec())],
-    )
-    .await;
-    let conv = survivor
-        .open_conversation("hotline", &OpenConversation::default())
-        .await
-        .unwrap()
-        .conversation
-        .id;
+    withhold_prekeys(&s, advocate.device_id()).await;
+    let conv = open(&mut survivor).await;
     survivor.send_text(conv, FIRST).await.unwrap();
     assert_eq!(survivor.trust_report().bundles_without_one_time_prekey, 1);
     assert_eq!(texts(&advocate.poll().await.unwrap()), vec![FIRST]);
@@ -415,12 +420,7 @@ async fn withheld_one_time_prekeys_are_counted_on_both_sides(backend: Backend) {
     // Control: with prekeys served honestly, nothing is counted.
     advocate.replenish_prekeys(5, 10).await.unwrap();
     let mut second = s.secure_survivor("hotline").await;
-    let conv2 = second
-        .open_conversation("hotline", &OpenConversation::default())
-        .await
-        .unwrap()
-        .conversation
-        .id;
+    let conv2 = open(&mut second).await;
     second.send_text(conv2, FIRST).await.unwrap();
     assert_eq!(second.trust_report().bundles_without_one_time_prekey, 0);
     assert_eq!(texts(&advocate.poll().await.unwrap()), vec![FIRST]);
@@ -439,32 +439,15 @@ async fn withheld_one_time_prekeys_are_counted_on_both_sides(backend: Backend) {
 async fn replayed_envelopes_are_dropped(backend: Backend) {
     let (s, mut advocate, mut survivor) = scene(backend).await;
     let adv = advocate.device_id();
-    let conv = survivor
-        .open_conversation("hotline", &OpenConversation::default())
-        .await
-        .unwrap()
-        .conversation
-        .id;
+    let conv = open(&mut survivor).await;
     survivor.send_text(conv, FIRST).await.unwrap();
-    let copy_first = s
-        .peek_blob(
-            "SELECT ciphertext FROM envelopes WHERE recipient = $1",
-            vec![adv.0.to_vec()],
-        )
-        .await
-        .unwrap();
+    let copy_first = held_ciphertext(&s, adv).await;
     assert_eq!(texts(&advocate.poll().await.unwrap()), vec![FIRST]);
     advocate.api().await.unwrap().claim(conv).await.unwrap();
     advocate.send_text(conv, REPLY).await.unwrap();
     survivor.poll().await.unwrap();
     survivor.send_text(conv, "a later message").await.unwrap();
-    let copy_later = s
-        .peek_blob(
-            "SELECT ciphertext FROM envelopes WHERE recipient = $1",
-            vec![adv.0.to_vec()],
-        )
-        .await
-        .unwrap();
+    let copy_later = held_ciphertext(&s, adv).await;
     assert_eq!(
         texts(&advocate.poll().await.unwrap()),
         vec!["a later message"]
@@ -657,25 +640,10 @@ async fn a_close_announced_by_the_relay_does_not_free_the_conversation_for_anoth
 async fn a_replayed_first_message_is_dropped_even_after_its_session_is_gone(backend: Backend) {
     let (s, mut advocate, mut survivor) = scene(backend).await;
     let adv = advocate.device_id();
-    s.tamper(
-        "DELETE FROM one_time_prekeys WHERE device_id = $1",
-        vec![Arg::Blob(adv.0.to_vec())],
-    )
-    .await;
-    let conv = survivor
-        .open_conversation("hotline", &OpenConversation::default())
-        .await
-        .unwrap()
-        .conversation
-        .id;
+    withhold_prekeys(&s, adv).await;
+    let conv = open(&mut survivor).await;
     survivor.send_text(conv, FIRST).await.unwrap();
-    let copy = s
-        .peek_blob(
-            "SELECT ciphertext FROM envelopes WHERE recipient = $1",
-            vec![adv.0.to_vec()],
-        )
-        .await
-        .unwrap();
+    let copy = held_ciphertext(&s, adv).await;
     assert_eq!(texts(&advocate.poll().await.unwrap()), vec![FIRST]);
     advocate.forget_conversation(conv).unwrap();
     inject(&s, adv, conv, copy).await;
@@ -724,12 +692,7 @@ async fn an_expired_certificate_stops_encryption_even_with_a_session(backend: Ba
         )
         .await
         .unwrap();
-    let conv = survivor
-        .open_conversation("hotline", &OpenConversation::default())
-        .await
-        .unwrap()
-        .conversation
-        .id;
+    let conv = open(&mut survivor).await;
     survivor.send_text(conv, FIRST).await.unwrap();
     assert_eq!(texts(&advocate.poll().await.unwrap()), vec![FIRST]);
     let before = envelope_count(&s).await;
